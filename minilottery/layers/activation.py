@@ -1,0 +1,28 @@
+"""The rectified linear unit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minilottery.layers.base import Layer
+
+
+class ReLU(Layer):
+    """y = max(x, 0), element-wise, any shape. Caches only the boolean mask of positive inputs.
+
+    The derivative at exactly 0 is taken as 0 (a kink: gradient checks keep inputs away from it).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._positive: Any = None
+
+    def forward(self, x: Any) -> Any:
+        self._positive = x > 0
+        return x * self._positive
+
+    def backward(self, dout: Any) -> Any:
+        return dout * self._positive  # a new array: never writes into the caller's dout
+
+    def __repr__(self) -> str:
+        return "ReLU()"

@@ -1,0 +1,90 @@
+"""2-D convolution (cross-correlation, as in every deep-learning framework) via im2col."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minilottery.layers.base import Layer, as_pair, check_ndim
+from minilottery.layers.im2col import col2im, conv_output_size, im2col
+from minilottery.layers.init import glorot_normal
+
+
+class Conv2d(Layer):
+    """Convolution over NCHW input with an optional pruning mask on ``W`` (PyTorch's ``nn.Conv2d`` layout).
+
+    Shapes:
+        x: (N, C, H, W) -> y: (N, F, OH, OW) with OH = (H + 2*padding - KH) // stride + 1 (same for OW);
+        W: (F, C, KH, KW); b: (F,).
+
+    The forward pass is one matrix product ``im2col(x) @ W.reshape(F, -1).T``; backward is two more products
+    and a ``col2im``. The output is returned as a (N, F, OH, OW) view of an (N, OH, OW, F) buffer: following
+    element-wise layers keep that memory layout, so backward's transpose back to rows costs no copy.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int = 1,
+        padding: int = 0,
+        *,
+        rng: np.random.Generator | None = None,
+        dtype=np.float32,
+    ) -> None:
+        super().__init__()
+        name = f"Conv2d({in_channels}, {out_channels}, kernel_size={kernel_size!r}, stride={stride!r}, padding={padding!r})"
+        self.kh, self.kw = as_pair(kernel_size, "kernel_size", name)
+        if in_channels < 1 or out_channels < 1 or self.kh < 1 or self.kw < 1:
+            raise ValueError(f"{name}: channels and kernel_size must be positive")
+        if not isinstance(stride, (int, np.integer)) or stride < 1:
+            raise ValueError(f"{name}: stride must be a positive int, got {stride!r}")
+        if not isinstance(padding, (int, np.integer)) or padding < 0:
+            raise ValueError(f"{name}: padding must be a non-negative int, got {padding!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.stride, self.padding = int(stride), int(padding)
+        rng = np.random.default_rng() if rng is None else rng
+        self.params["W"] = glorot_normal(rng, (self.out_channels, self.in_channels, self.kh, self.kw), dtype)
+        self.params["b"] = np.zeros(self.out_channels, dtype=dtype)
+        self._cache: tuple[Any, ...] | None = None
+
+    def output_shape(self, h: int, w: int) -> tuple[int, int]:
+        """(OH, OW) for an (H, W) input."""
+        return (
+            conv_output_size(h, self.kh, self.stride, self.padding),
+            conv_output_size(w, self.kw, self.stride, self.padding),
+        )
+
+    def forward(self, x: Any) -> Any:
+        check_ndim(self, x, 4, f"(N, {self.in_channels}, H, W)")
+        n, c, h, w = x.shape
+        if c != self.in_channels:
+            raise ValueError(f"{self!r}: expected {self.in_channels} input channels (N, C, H, W), got shape {tuple(x.shape)}")
+        if self.kh > h + 2 * self.padding or self.kw > w + 2 * self.padding:
+            raise ValueError(
+                f"{self!r}: kernel {self.kh}x{self.kw} is larger than the padded input "
+                f"{h + 2 * self.padding}x{w + 2 * self.padding} (input {h}x{w}, padding {self.padding})"
+            )
+        oh, ow = self.output_shape(h, w)
+        weight = self.effective("W").reshape(self.out_channels, -1)  # (F, C, KH, KW) -> (F, C*KH*KW)
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N*OH*OW, C*KH*KW)
+        out = cols @ weight.T + self.params["b"]  # (N*OH*OW, C*KH*KW) @ (C*KH*KW, F) -> (N*OH*OW, F)
+        self._cache = (x.shape, cols, weight)
+        return out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)  # -> (N, OH, OW, F) -> (N, F, OH, OW)
+
+    def backward(self, dout: Any) -> Any:
+        x_shape, cols, weight = self._cache
+        rows = dout.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (N, F, OH, OW) -> (N*OH*OW, F)
+        self.grads["b"] = rows.sum(axis=0)  # (F,)
+        dweight = (rows.T @ cols).reshape(self.params["W"].shape)  # (F, C*KH*KW) -> (F, C, KH, KW)
+        self.grads["W"] = self.masked_grad("W", dweight)
+        dcols = rows @ weight  # (N*OH*OW, F) @ (F, C*KH*KW) -> (N*OH*OW, C*KH*KW)
+        return col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)
+
+    def __repr__(self) -> str:
+        return (
+            f"Conv2d({self.in_channels}, {self.out_channels}, kernel_size=({self.kh}, {self.kw}), "
+            f"stride={self.stride}, padding={self.padding})"
+        )

@@ -1,0 +1,52 @@
+"""Fully connected layer: y = x @ W.T + b (PyTorch's ``nn.Linear`` layout)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minilottery.layers.base import Layer, check_ndim
+from minilottery.layers.init import glorot_normal
+
+
+class Dense(Layer):
+    """Affine layer with an optional pruning mask on ``W``.
+
+    Shapes:
+        x: (N, in_features) -> y: (N, out_features); W: (out_features, in_features); b: (out_features,).
+
+    Args:
+        in_features, out_features: sizes of the input and output.
+        rng: NumPy generator for the Gaussian Glorot initial weights (pass a seeded one for reproducibility).
+        dtype: parameter dtype (float32 to train, float64 to check gradients).
+    """
+
+    def __init__(
+        self, in_features: int, out_features: int, *, rng: np.random.Generator | None = None, dtype=np.float32
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Dense: sizes must be positive, got in_features={in_features}, out_features={out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        rng = np.random.default_rng() if rng is None else rng
+        self.params["W"] = glorot_normal(rng, (self.out_features, self.in_features), dtype)
+        self.params["b"] = np.zeros(self.out_features, dtype=dtype)
+        self._cache: tuple[Any, Any] | None = None
+
+    def forward(self, x: Any) -> Any:
+        check_ndim(self, x, 2, f"(N, {self.in_features})")
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {tuple(x.shape)}")
+        weight = self.effective("W")  # (out, in), pruned entries zero
+        self._cache = (x, weight)
+        return x @ weight.T + self.params["b"]  # (N, in) @ (in, out) -> (N, out)
+
+    def backward(self, dout: Any) -> Any:
+        x, weight = self._cache
+        self.grads["W"] = self.masked_grad("W", dout.T @ x)  # (out, N) @ (N, in) -> (out, in)
+        self.grads["b"] = dout.sum(axis=0)  # (N, out) -> (out,)
+        return dout @ weight  # (N, out) @ (out, in) -> (N, in)
+
+    def __repr__(self) -> str:
+        return f"Dense({self.in_features}, {self.out_features})"

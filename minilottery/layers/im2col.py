@@ -1,0 +1,69 @@
+"""im2col and col2im: convolution as one matrix product (Deep Learning from Scratch, ``common/util.py``).
+
+``im2col`` copies every receptive field of the (padded) input into one row of a matrix, so a convolution
+becomes ``cols @ W.reshape(F, -1).T``. ``col2im`` is its adjoint: it adds each row back onto the pixels it
+came from (overlapping windows accumulate), which is exactly the gradient of ``im2col``.
+
+Both loop only over the kh × kw kernel offsets, copying one strided slice of the whole batch per offset; there
+is no Python loop over batch, channels or pixels, and the same code runs on NumPy and CuPy.
+
+The rows are laid out (N, OH, OW) and the columns (C, KH, KW), matching ``W.reshape(F, C*KH*KW)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minilottery.backend import get_array_module
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution or pooling window along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
+    """Unfolds receptive fields into rows.
+
+    Args:
+        x: (N, C, H, W) input.
+        kh, kw: kernel height and width; stride, padding: as in ``Conv2d``.
+
+    Returns:
+        cols: (N*OH*OW, C*KH*KW), each row one receptive field, in ``x``'s dtype.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    if padding:
+        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    cols = xp.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            window = x[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]  # (N, C, OH, OW)
+            cols[:, :, :, :, i, j] = window.transpose(0, 2, 3, 1)  # -> (N, OH, OW, C)
+    return cols.reshape(n * oh * ow, c * kh * kw)  # (N, OH, OW, C, KH, KW) -> (N*OH*OW, C*KH*KW)
+
+
+def col2im(cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
+    """Folds rows back onto the image, summing where receptive fields overlap (the adjoint of ``im2col``).
+
+    Args:
+        cols: (N*OH*OW, C*KH*KW), e.g. the gradient w.r.t. ``im2col``'s output.
+        x_shape: (N, C, H, W) of the original, unpadded input.
+
+    Returns:
+        (N, C, H, W) array in ``cols``' dtype.
+    """
+    xp = get_array_module(cols)
+    n, c, h, w = x_shape
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    cols = cols.reshape(n, oh, ow, c, kh, kw)  # (N*OH*OW, C*KH*KW) -> (N, OH, OW, C, KH, KW)
+    img = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # (N, OH, OW, C) -> (N, C, OH, OW), added onto the pixels this kernel offset read
+            img[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+    if padding:
+        img = img[:, :, padding : padding + h, padding : padding + w]
+    return img
