@@ -13,6 +13,7 @@ import sys
 
 from minilottery import __version__
 from minilottery.backend import DeviceError
+from minilottery.data import DataError
 
 # Order here is the order of ``minilottery --help``.
 COMMANDS = ["demo", "train", "imp", "report", "plot", "data", "bench"]
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (DeviceError, ValueError) as exc:
+    except (DeviceError, DataError, ValueError) as exc:
         print(f"minilottery {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pytest
@@ -43,6 +44,19 @@ def device(request):
         yield "gpu"
     else:
         yield "cpu"
+
+
+@pytest.fixture(scope="session")
+def mnist_data():
+    """The full MNIST data set (from MINILOTTERY_DATA): skipped if absent, but a failure when CI is set."""
+    from minilottery.data import DataError, load_mnist
+
+    try:
+        return load_mnist(download=False)
+    except DataError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs MNIST (set MINILOTTERY_DATA): {exc}")
+        pytest.skip(f"MNIST not available: {exc}")
 
 
 def on_device(obj, device):

@@ -1,0 +1,281 @@
+"""MNIST: IDX parsing of small files written here, header errors, the validation split, and the real data.
+
+The real-data tests use the ``mnist`` fixture: MNIST from ``MINILOTTERY_DATA`` (or the default data folder),
+never downloaded. Without the files they are skipped, except under CI (env ``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minilottery.data import DataError, Dataset, load_mnist, mnist
+from minilottery.data.dataset import split_validation
+
+# digit counts of the official files (all 60,000 training and 10,000 test labels)
+TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+# --------------------------------------------------------------------------------------------------------
+# Small IDX files written by the tests
+# --------------------------------------------------------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """uint8 array -> IDX file bytes (magic 0x0800 | ndim, then big-endian uint32 dimensions)."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def write_mnist(folder: Path, n_train: int = 60, n_test: int = 20, compress: bool = True) -> dict[str, str]:
+    """Write four small MNIST-format files; returns the checksums load_mnist needs for them."""
+    rng = np.random.default_rng(1)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte.gz": (np.arange(n_train) % 10).astype(np.uint8),  # label = index % 10
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte.gz": (np.arange(n_test) % 10).astype(np.uint8),
+    }
+    # make each training image identify its index, so splits can be checked against the labels
+    arrays["train-images-idx3-ubyte.gz"][:, 0, 0] = np.arange(n_train)
+    checksums = {}
+    for name, array in arrays.items():
+        raw = idx_bytes(array)
+        if compress:
+            (folder / name).write_bytes(gzip.compress(raw))
+        else:
+            (folder / name.removesuffix(".gz")).write_bytes(raw)
+        checksums[name] = hashlib.sha256(raw).hexdigest()
+    return checksums
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_read_idx_gz_and_raw(tmp_path, compress):
+    images = np.arange(3 * 4 * 5, dtype=np.uint8).reshape(3, 4, 5)
+    raw = idx_bytes(images)
+    path = tmp_path / ("x.idx.gz" if compress else "x.idx")
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    out = mnist.read_idx(path, mnist.IMAGES_MAGIC)
+    assert out.shape == (3, 4, 5) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, images)
+    labels = mnist.parse_idx(idx_bytes(np.array([7, 0, 9], np.uint8)), mnist.LABELS_MAGIC)
+    np.testing.assert_array_equal(labels, [7, 0, 9])
+
+
+def test_idx_header_errors():
+    images = idx_bytes(np.zeros((2, 3, 3), np.uint8))
+    with pytest.raises(DataError, match="expected magic 0x00000801, found 0x00000803"):
+        mnist.parse_idx(images, mnist.LABELS_MAGIC, "f")
+    with pytest.raises(DataError, match="too short"):
+        mnist.parse_idx(images[:10], mnist.IMAGES_MAGIC, "f")
+    with pytest.raises(DataError, match="18 bytes of data, the file has 17"):
+        mnist.parse_idx(images[:-1], mnist.IMAGES_MAGIC, "f")
+    with pytest.raises(DataError, match="the file has 19"):
+        mnist.parse_idx(images + b"\0", mnist.IMAGES_MAGIC, "f")
+    with pytest.raises(DataError, match="expected magic"):
+        mnist.parse_idx(b"<!DOCTYPE html><html>...</html>", mnist.IMAGES_MAGIC, "f")
+
+
+def test_load_small_files(tmp_path):
+    checksums = write_mnist(tmp_path)
+    data = load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
+    assert data.x_train.shape == (50, 1, 28, 28) and data.x_val.shape == (10, 1, 28, 28)
+    assert data.x_test.shape == (20, 1, 28, 28)
+    for x in (data.x_train, data.x_val, data.x_test):
+        assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
+    for y in (data.y_train, data.y_val, data.y_test):
+        assert y.dtype == np.int64
+    # train and validation partition the 60 training examples, each keeping its own label
+    index = np.concatenate([data.x_train[:, 0, 0, 0], data.x_val[:, 0, 0, 0]]) * 255
+    index = np.rint(index).astype(int)
+    assert sorted(index) == list(range(60))
+    np.testing.assert_array_equal(np.concatenate([data.y_train, data.y_val]), index % 10)
+
+
+def test_split_is_deterministic_and_seeded(tmp_path):
+    checksums = write_mnist(tmp_path)
+    a = load_mnist(tmp_path, download=False, validation_size=10, seed=0, checksums=checksums)
+    b = load_mnist(tmp_path, download=False, validation_size=10, seed=0, checksums=checksums)
+    c = load_mnist(tmp_path, download=False, validation_size=10, seed=1, checksums=checksums)
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.x_val, c.x_val)
+
+
+def test_split_validation_checks_size():
+    x, y = np.zeros((5, 2)), np.arange(5)
+    assert split_validation(x, y, 0, 0)[2].shape == (0, 2)
+    with pytest.raises(ValueError, match="validation_size must be between 0 and 4"):
+        split_validation(x, y, 5, 0)
+
+
+def test_uncompressed_files_load(tmp_path):
+    checksums = write_mnist(tmp_path, compress=False)
+    data = load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
+    assert data.x_train.shape == (50, 1, 28, 28)
+
+
+def test_labels_out_of_range(tmp_path):
+    labels = np.full(60, 10, np.uint8)
+    checksums = write_mnist(tmp_path)
+    raw = idx_bytes(labels)
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw))
+    checksums["train-labels-idx1-ubyte.gz"] = hashlib.sha256(raw).hexdigest()
+    with pytest.raises(DataError, match="labels must be digits 0..9, found 10"):
+        load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
+
+
+def test_count_mismatch_between_images_and_labels(tmp_path):
+    checksums = write_mnist(tmp_path)
+    raw = idx_bytes(np.zeros(59, np.uint8))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw))
+    checksums["train-labels-idx1-ubyte.gz"] = hashlib.sha256(raw).hexdigest()
+    with pytest.raises(DataError, match="60 images but .* 59 labels"):
+        load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
+
+
+def test_wrong_file_fails_checksum(tmp_path):
+    write_mnist(tmp_path)  # the real checksums cannot match random images
+    with pytest.raises(DataError) as e:
+        load_mnist(tmp_path, download=False)
+    msg = str(e.value)
+    assert "train-images-idx3-ubyte.gz" in msg and mnist.SHA256["train-images-idx3-ubyte.gz"] in msg
+    assert "minilottery data download --force" in msg and "\n" not in msg
+
+
+def test_missing_files_message(tmp_path):
+    with pytest.raises(DataError) as e:
+        load_mnist(tmp_path, download=False)
+    msg = str(e.value)
+    assert all(m in msg for m in mnist.MIRRORS) and str(tmp_path) in msg
+    assert all(name in msg for name in mnist.SHA256)
+
+
+def test_subset(tmp_path):
+    data = load_mnist(tmp_path, download=False, validation_size=10, checksums=write_mnist(tmp_path))
+    small = data.subset(5, 3, 2)
+    assert (len(small.y_train), len(small.y_val), len(small.y_test)) == (5, 3, 2)
+    np.testing.assert_array_equal(small.x_train, data.x_train[:5])
+    assert data.subset(5).x_val.shape == data.x_val.shape  # None keeps a split whole
+    with pytest.raises(ValueError, match="n_train must be between 0 and 50"):
+        data.subset(51)
+
+
+def _cli(argv: list[str]) -> int:
+    from minilottery.commands import data as command
+
+    parser = argparse.ArgumentParser(prog="minilottery")
+    command.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_check_reports_one_line_error(tmp_path, capsys):
+    write_mnist(tmp_path)
+    assert _cli(["data", "check", "--data-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------------------------------------
+# The real data
+# --------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.mnist
+def test_real_mnist_shapes_and_values(mnist_data):
+    d = mnist_data
+    assert d.x_train.shape == (55000, 1, 28, 28) and d.y_train.shape == (55000,)
+    assert d.x_val.shape == (5000, 1, 28, 28) and d.y_val.shape == (5000,)
+    assert d.x_test.shape == (10000, 1, 28, 28) and d.y_test.shape == (10000,)
+    for x in (d.x_train, d.x_val, d.x_test):
+        assert x.dtype == np.float32 and x.min() == 0.0 and x.max() == 1.0
+    for y in (d.y_train, d.y_val, d.y_test):
+        assert y.dtype == np.int64 and y.min() == 0 and y.max() == 9
+
+
+@pytest.mark.mnist
+def test_real_mnist_label_counts(mnist_data):
+    d = mnist_data
+    train_and_val = np.bincount(np.concatenate([d.y_train, d.y_val]), minlength=10)
+    assert train_and_val.tolist() == TRAIN_COUNTS and sum(TRAIN_COUNTS) == 60000
+    assert np.bincount(d.y_test, minlength=10).tolist() == TEST_COUNTS and sum(TEST_COUNTS) == 10000
+    assert np.bincount(d.y_val, minlength=10).min() > 400  # a random 5,000 has every digit, roughly 500 each
+
+
+@pytest.mark.mnist
+def test_real_mnist_split_matches_seed(mnist_data):
+    # validation = the training examples at the first 5,000 indices of default_rng(0).permutation(60000)
+    raw = mnist.read_idx(Path(_real_dir()) / _real_name("train-labels-idx1-ubyte.gz"), mnist.LABELS_MAGIC)
+    order = np.random.default_rng(0).permutation(60000)
+    np.testing.assert_array_equal(mnist_data.y_val, raw[order[:5000]])
+    np.testing.assert_array_equal(mnist_data.y_train, raw[order[5000:]])
+
+
+@pytest.mark.mnist
+def test_real_mnist_cli_check(mnist_data, capsys):
+    assert _cli(["data", "check", "--data-dir", _real_dir()]) == 0
+    assert "ok  mnist" in capsys.readouterr().out
+
+
+def _real_dir() -> str:
+    from minilottery.data.paths import data_dir
+
+    return str(data_dir())
+
+
+def _real_name(name: str) -> str:
+    from minilottery.data.download import locate
+
+    return locate(name, _real_dir()).name
+
+
+def test_download_from_local_mirror_then_load(tmp_path, monkeypatch):
+    """End to end: a missing file is fetched from a mirror (a local HTTP server), verified, then loaded."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    checksums = write_mnist(served)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(mnist, "MIRRORS", (f"http://127.0.0.1:{httpd.server_address[1]}/",))
+        local = tmp_path / "data"
+        data = load_mnist(local, validation_size=10, checksums=checksums)
+        assert data.x_train.shape == (50, 1, 28, 28)
+        assert sorted(p.name for p in local.iterdir()) == sorted([".verified.json", *checksums])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_offline_download_names_every_missing_file(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a local port nothing listens on: connection refused, as when offline
+        s.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    monkeypatch.setattr(mnist, "MIRRORS", (refused,))
+    with pytest.raises(DataError) as e:
+        load_mnist(tmp_path / "data")
+    msg = str(e.value)
+    assert all(name in msg for name in mnist.SHA256) and refused in msg and str(tmp_path / "data") in msg
+    assert "\n" not in msg
