@@ -192,3 +192,18 @@ def test_mask_of_wrong_shape_is_refused():
 def test_loss_rejects_mismatched_labels():
     with pytest.raises(ValueError, match="labels of shape \\(3,\\)"):
         softmax_cross_entropy(np.zeros((3, 10)), np.zeros(4, dtype=int))
+
+
+def test_backward_without_input_grad_gives_the_same_parameter_gradients():
+    rng = np.random.default_rng(7)
+    model = Sequential(Flatten(), Dense(16, 5, rng=rng), ReLU(), Dense(5, 3, rng=rng))
+    conv_model = Sequential(Conv2d(1, 2, 3, padding=1, rng=rng), ReLU(), Flatten(), Dense(2 * 16, 3, rng=rng))
+    x = rng.standard_normal((4, 1, 4, 4)).astype(np.float32)
+    for m in (model, conv_model):
+        _, d = softmax_cross_entropy(m.forward(x), np.array([0, 1, 2, 0]))
+        assert m.backward(d) is not None
+        full = {k: v.copy() for k, v in m.gradients().items()}
+        m.forward(x)
+        assert m.backward(d, input_grad=False) is None
+        for name, grad in m.gradients().items():
+            np.testing.assert_array_equal(grad, full[name])

@@ -36,10 +36,12 @@ print("kernel:\n", kernel)
 
 heading("2. im2col: one row per output pixel, one column per kernel entry")
 cols = to_numpy(im2col(to_device(image, args.device), 2, 2, stride=1, padding=0))
-print(f"im2col -> {cols.shape}: (N*OH*OW, C*KH*KW) = (1*3*3, 1*2*2)")
+print(f"im2col -> {cols.shape}: (N*OH*OW, KH*KW*C) = (1*3*3, 2*2*1)")
 print(cols)
 print("Row 0 is the top-left window [[1, 2], [4, 1]], flattened. The loop that builds this runs over the 2×2 kernel")
 print("offsets only: each offset copies one strided slice of the whole batch (no loop over pixels).")
+print("Columns are ordered (KH, KW, C), channels last, so each copied piece is a contiguous run of channels;")
+print("Conv2d matches it by flattening its (F, C, KH, KW) weight as W.transpose(0, 2, 3, 1).reshape(F, -1).")
 
 heading("3. the convolution is one matrix product")
 out = (cols @ kernel.reshape(-1)).reshape(3, 3)  # (9, 4) @ (4,) -> (9,) -> (3, 3)

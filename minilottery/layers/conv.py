@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from minilottery.backend import get_array_module
 from minilottery.layers.base import Layer, as_pair, check_ndim
 from minilottery.layers.im2col import col2im, conv_output_size, im2col
 from minilottery.layers.init import glorot_normal
@@ -18,8 +19,8 @@ class Conv2d(Layer):
         x: (N, C, H, W) -> y: (N, F, OH, OW) with OH = (H + 2*padding - KH) // stride + 1 (same for OW);
         W: (F, C, KH, KW); b: (F,).
 
-    The forward pass is one matrix product ``im2col(x) @ W.reshape(F, -1).T``; backward is two more products
-    and a ``col2im``. The output is returned as a (N, F, OH, OW) view of an (N, OH, OW, F) buffer: following
+    The forward pass is one matrix product ``im2col(x) @ W.transpose(0, 2, 3, 1).reshape(F, -1).T`` (im2col's
+    columns are ordered (KH, KW, C)); backward is two more products and a ``col2im``. The output is returned as a (N, F, OH, OW) view of an (N, OH, OW, F) buffer: following
     element-wise layers keep that memory layout, so backward's transpose back to rows costs no copy.
     """
 
@@ -68,19 +69,25 @@ class Conv2d(Layer):
                 f"{h + 2 * self.padding}x{w + 2 * self.padding} (input {h}x{w}, padding {self.padding})"
             )
         oh, ow = self.output_shape(h, w)
-        weight = self.effective("W").reshape(self.out_channels, -1)  # (F, C, KH, KW) -> (F, C*KH*KW)
-        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N*OH*OW, C*KH*KW)
-        out = cols @ weight.T + self.params["b"]  # (N*OH*OW, C*KH*KW) @ (C*KH*KW, F) -> (N*OH*OW, F)
+        # (F, C, KH, KW) -> (F, KH, KW, C) -> (F, KH*KW*C), matching im2col's column order
+        weight = self.effective("W").transpose(0, 2, 3, 1).reshape(self.out_channels, -1)
+        cols = im2col(x, self.kh, self.kw, self.stride, self.padding)  # (N*OH*OW, KH*KW*C)
+        out = cols @ weight.T + self.params["b"]  # (N*OH*OW, KH*KW*C) @ (KH*KW*C, F) -> (N*OH*OW, F)
         self._cache = (x.shape, cols, weight)
         return out.reshape(n, oh, ow, self.out_channels).transpose(0, 3, 1, 2)  # -> (N, OH, OW, F) -> (N, F, OH, OW)
 
-    def backward(self, dout: Any) -> Any:
+    def backward(self, dout: Any, input_grad: bool = True) -> Any:
+        """Fills ``grads``; returns dx, or None when ``input_grad`` is False (the network's first layer)."""
         x_shape, cols, weight = self._cache
         rows = dout.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)  # (N, F, OH, OW) -> (N*OH*OW, F)
         self.grads["b"] = rows.sum(axis=0)  # (F,)
-        dweight = (rows.T @ cols).reshape(self.params["W"].shape)  # (F, C*KH*KW) -> (F, C, KH, KW)
-        self.grads["W"] = self.masked_grad("W", dweight)
-        dcols = rows @ weight  # (N*OH*OW, F) @ (F, C*KH*KW) -> (N*OH*OW, C*KH*KW)
+        dweight = rows.T @ cols  # (F, N*OH*OW) @ (N*OH*OW, KH*KW*C) -> (F, KH*KW*C)
+        dweight = dweight.reshape(self.out_channels, self.kh, self.kw, self.in_channels).transpose(0, 3, 1, 2)
+        # (F, KH, KW, C) -> (F, C, KH, KW); the copy makes the gradient contiguous like W
+        self.grads["W"] = self.masked_grad("W", get_array_module(dweight).ascontiguousarray(dweight))
+        if not input_grad:
+            return None
+        dcols = rows @ weight  # (N*OH*OW, F) @ (F, KH*KW*C) -> (N*OH*OW, KH*KW*C)
         return col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)
 
     def __repr__(self) -> str:

@@ -42,10 +42,13 @@ class Dense(Layer):
         self._cache = (x, weight)
         return x @ weight.T + self.params["b"]  # (N, in) @ (in, out) -> (N, out)
 
-    def backward(self, dout: Any) -> Any:
+    def backward(self, dout: Any, input_grad: bool = True) -> Any:
+        """Fills ``grads``; returns dx, or None when ``input_grad`` is False (the network's first layer)."""
         x, weight = self._cache
         self.grads["W"] = self.masked_grad("W", dout.T @ x)  # (out, N) @ (N, in) -> (out, in)
         self.grads["b"] = dout.sum(axis=0)  # (N, out) -> (out,)
+        if not input_grad:
+            return None
         return dout @ weight  # (N, out) @ (out, in) -> (N, in)
 
     def __repr__(self) -> str:

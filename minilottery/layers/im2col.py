@@ -1,13 +1,16 @@
 """im2col and col2im: convolution as one matrix product (Deep Learning from Scratch, ``common/util.py``).
 
 ``im2col`` copies every receptive field of the (padded) input into one row of a matrix, so a convolution
-becomes ``cols @ W.reshape(F, -1).T``. ``col2im`` is its adjoint: it adds each row back onto the pixels it
-came from (overlapping windows accumulate), which is exactly the gradient of ``im2col``.
+becomes ``cols @ W.transpose(0, 2, 3, 1).reshape(F, -1).T``. ``col2im`` is its adjoint: it adds each row back
+onto the pixels it came from (overlapping windows accumulate), which is exactly the gradient of ``im2col``.
 
 Both loop only over the kh × kw kernel offsets, copying one strided slice of the whole batch per offset; there
 is no Python loop over batch, channels or pixels, and the same code runs on NumPy and CuPy.
 
-The rows are laid out (N, OH, OW) and the columns (C, KH, KW), matching ``W.reshape(F, C*KH*KW)``.
+Layout, chosen for speed: the public shapes are NCHW, but the copies work on the channels-last view
+``x.transpose(0, 2, 3, 1)`` (N, H, W, C), so every copied piece is a run of C contiguous channels instead of
+single scattered floats. Rows are ordered (N, OH, OW) and columns (KH, KW, C). ``Conv2d`` returns its output as
+an NCHW view of channels-last memory, so for a stack of convolutions the transposes here cost nothing.
 """
 
 from __future__ import annotations
@@ -26,44 +29,45 @@ def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
     """Unfolds receptive fields into rows.
 
     Args:
-        x: (N, C, H, W) input.
+        x: (N, C, H, W) input (any memory layout; channels-last memory is fastest).
         kh, kw: kernel height and width; stride, padding: as in ``Conv2d``.
 
     Returns:
-        cols: (N*OH*OW, C*KH*KW), each row one receptive field, in ``x``'s dtype.
+        cols: (N*OH*OW, KH*KW*C), each row one receptive field, in ``x``'s dtype.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C), a view
     if padding:
-        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    cols = xp.empty((n, oh, ow, c, kh, kw), dtype=x.dtype)
+        x = xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            window = x[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]  # (N, C, OH, OW)
-            cols[:, :, :, :, i, j] = window.transpose(0, 2, 3, 1)  # -> (N, OH, OW, C)
-    return cols.reshape(n * oh * ow, c * kh * kw)  # (N, OH, OW, C, KH, KW) -> (N*OH*OW, C*KH*KW)
+            # (N, OH, OW, C): the input pixel under kernel offset (i, j) for every output pixel
+            cols[:, :, :, i, j, :] = x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
+    return cols.reshape(n * oh * ow, kh * kw * c)  # (N, OH, OW, KH, KW, C) -> (N*OH*OW, KH*KW*C)
 
 
 def col2im(cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
     """Folds rows back onto the image, summing where receptive fields overlap (the adjoint of ``im2col``).
 
     Args:
-        cols: (N*OH*OW, C*KH*KW), e.g. the gradient w.r.t. ``im2col``'s output.
+        cols: (N*OH*OW, KH*KW*C), e.g. the gradient w.r.t. ``im2col``'s output.
         x_shape: (N, C, H, W) of the original, unpadded input.
 
     Returns:
-        (N, C, H, W) array in ``cols``' dtype.
+        (N, C, H, W) array in ``cols``' dtype (an NCHW view of channels-last memory).
     """
     xp = get_array_module(cols)
     n, c, h, w = x_shape
     oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
-    cols = cols.reshape(n, oh, ow, c, kh, kw)  # (N*OH*OW, C*KH*KW) -> (N, OH, OW, C, KH, KW)
-    img = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    cols = cols.reshape(n, oh, ow, kh, kw, c)  # (N*OH*OW, KH*KW*C) -> (N, OH, OW, KH, KW, C)
+    img = xp.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)  # (N, H, W, C), padded
     for i in range(kh):
         for j in range(kw):
-            # (N, OH, OW, C) -> (N, C, OH, OW), added onto the pixels this kernel offset read
-            img[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride] += cols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+            # add back onto the pixels this kernel offset read; overlapping windows accumulate
+            img[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :] += cols[:, :, :, i, j, :]
     if padding:
-        img = img[:, :, padding : padding + h, padding : padding + w]
-    return img
+        img = img[:, padding : padding + h, padding : padding + w, :]
+    return img.transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W), a view
