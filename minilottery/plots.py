@@ -1,0 +1,503 @@
+"""Figures of an IMP run, drawn from its run directory (format: ``minilottery/runs.py`` and the design notes).
+
+``plot_run(run_dir)`` writes five figures, each as PNG (150 dpi) and PDF, into ``run_dir/figures/``:
+
+- ``accuracy_vs_weights``     test accuracy at early stop vs percent of weights remaining, one line per arm
+                              (the paper's Figure 4 style; Frankle & Carbin 2019, Section 2).
+- ``early_stop_vs_weights``   early-stop iteration vs percent of weights remaining (Figure 4, left column).
+- ``learning_curves``         test accuracy vs training iteration at a few pruning levels, winning ticket solid,
+                              random reinitialization dashed (Figure 3 style).
+- ``first_layer_mask``        how many connections each input pixel keeps in LeNet's first layer (only when the
+                              first prunable layer is Dense with 784 inputs).
+- ``layer_percent_by_round``  percent of weights remaining in each layer, round by round.
+
+Every ``plot_*`` function takes already-loaded data (the summary dict of ``load_summary``, histories, masks) and
+returns a ``matplotlib.figure.Figure``, so a tutorial can call it on its own and show or save the result.
+Figures are built with ``Figure()`` rather than ``pyplot``: no backend is selected and no global figure list
+grows, so this module is safe to use inside Jupyter as well as in a headless run.
+
+The figures are meant to be printed: large fonts, thick lines, and each line has its own marker and line style,
+so they still read in grayscale.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+ARMS = ("ticket", "reinit", "random_prune")
+FIGURES = (
+    "accuracy_vs_weights",
+    "early_stop_vs_weights",
+    "learning_curves",
+    "first_layer_mask",
+    "layer_percent_by_round",
+)
+# Percent-remaining levels the paper's Figure 3 shows; the run's rounds closest to them are drawn.
+LEARNING_CURVE_TARGETS = (100.0, 51.3, 21.1, 7.0, 3.6)
+
+# One colour, line style and marker per arm, so the arms differ in grayscale too.
+ARM_STYLE = {
+    "ticket": {"label": "winning ticket (original init)", "color": "#1f5fa8", "linestyle": "-", "marker": "o"},
+    "reinit": {"label": "random reinit", "color": "#d0571b", "linestyle": "--", "marker": "s"},
+    "random_prune": {"label": "random pruning", "color": "#2b8a3e", "linestyle": ":", "marker": "^"},
+}
+# For lines that are not arms (rounds in the learning curves, layers): cycled together.
+COLORS = ("#1f5fa8", "#d0571b", "#2b8a3e", "#7b3294", "#8c6d1f", "#c51b7d", "#404040")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+LINESTYLES = ("-", "--", ":", "-.")
+
+# Print-readable defaults, applied while a figure is built and while it is saved.
+RC = {
+    "font.size": 13,
+    "axes.titlesize": 14,
+    "axes.labelsize": 14,
+    "legend.fontsize": 11,
+    "xtick.labelsize": 12,
+    "ytick.labelsize": 12,
+    "lines.linewidth": 2.5,
+    "lines.markersize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.35,
+    "grid.linestyle": "-",
+    "legend.framealpha": 0.9,
+}
+DPI = 150
+X_LABEL = "weights remaining (%, log scale)"
+
+NOT_A_RUN = "{} is not a minilottery run directory (no summary.json or round_*/round.json)"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Loading
+
+
+def round_dirs(run_dir: str | Path) -> dict[int, Path]:
+    """``{round number: DIR/round_XXX}`` for every round directory, sorted by round (complete or not)."""
+    found = {}
+    for path in Path(run_dir).glob("round_*"):
+        suffix = path.name[len("round_") :]
+        if path.is_dir() and suffix.isdigit():
+            found[int(suffix)] = path
+    return dict(sorted(found.items()))
+
+
+def is_run_dir(run_dir: str | Path) -> bool:
+    """True when ``run_dir`` holds a summary.json or at least one completed round (round_*/round.json)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "summary.json").is_file():
+        return True
+    return any((path / "round.json").is_file() for path in round_dirs(run_dir).values())
+
+
+def _assemble_summary(run_dir: Path) -> dict:
+    """The summary of a run without summary.json (e.g. still running): config.json + each round's round.json."""
+    config_path = run_dir / "config.json"
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    rounds = []
+    for path in round_dirs(run_dir).values():
+        # round.json is written last for a round, so its presence means the round is complete.
+        if (path / "round.json").is_file():
+            rounds.append(json.loads((path / "round.json").read_text()))
+    return {"config": config, "rounds": rounds}
+
+
+def load_summary(run_dir: str | Path) -> dict:
+    """``{"config": {...}, "rounds": [round.json contents, ...]}`` of a run directory.
+
+    Uses ``minilottery.runs.load_summary`` when the package has it (it owns the format) and otherwise reads
+    summary.json, falling back to assembling the rounds from round_*/round.json.
+    Raises ValueError when ``run_dir`` is not a run directory.
+    """
+    run_dir = Path(run_dir)
+    if not is_run_dir(run_dir):
+        raise ValueError(NOT_A_RUN.format(run_dir))
+    try:
+        from minilottery.runs import load_summary as runs_load_summary
+    except ImportError:
+        runs_load_summary = None
+    if runs_load_summary is not None:
+        return runs_load_summary(run_dir)
+    if (run_dir / "summary.json").is_file():
+        return json.loads((run_dir / "summary.json").read_text())
+    return _assemble_summary(run_dir)
+
+
+def load_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
+    """``{round: {arm: history}}`` from DIR/round_XXX/<arm>/metrics.json (arms without metrics are left out).
+
+    A history is ``{"iteration": [...], "test_accuracy": [...], ...}`` as ``TrainResult.to_dict()`` writes it;
+    accuracies are fractions in [0, 1].
+    """
+    histories: dict[int, dict[str, dict]] = {}
+    for number, path in round_dirs(run_dir).items():
+        if rounds is not None and number not in rounds:
+            continue
+        for arm in arms:
+            metrics = path / arm / "metrics.json"
+            if metrics.is_file():
+                histories.setdefault(number, {})[arm] = json.loads(metrics.read_text())["history"]
+    return histories
+
+
+def first_layer_name(summary: dict) -> str | None:
+    """Name of the first prunable layer (the lowest layer index, e.g. "1.W" for LeNet after Flatten)."""
+    names = set()
+    for rnd in summary.get("rounds", []):
+        names.update(rnd.get("layers", {}))
+    if not names:
+        return None
+    # "1.W" -> 1: the Sequential index orders the layers; a non-numeric prefix sorts last.
+    return min(names, key=lambda n: (int(n.split(".")[0]) if n.split(".")[0].isdigit() else math.inf, n))
+
+
+def load_masks(run_dir: str | Path, name: str, rounds=None) -> dict[int, np.ndarray]:
+    """``{round: mask}`` of one parameter (e.g. "1.W") from DIR/round_XXX/masks.npz, as float 0/1 host arrays."""
+    masks = {}
+    for number, path in round_dirs(run_dir).items():
+        if rounds is not None and number not in rounds:
+            continue
+        if (path / "masks.npz").is_file():
+            with np.load(path / "masks.npz") as npz:
+                if name in npz.files:
+                    masks[number] = npz[name].astype(np.float32)
+    return masks
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading the summary
+
+
+def arms_in(summary: dict) -> list[str]:
+    """The arms that ran in at least one round: the known ones in paper order, then any others."""
+    seen = []
+    for rnd in summary.get("rounds", []):
+        for arm in rnd.get("arms", {}):
+            if arm not in seen:
+                seen.append(arm)
+    return [a for a in ARMS if a in seen] + [a for a in seen if a not in ARMS]
+
+
+def arm_series(summary: dict, arm: str, key: str) -> tuple[list[float], list[float]]:
+    """``(percent_remaining, value)`` of ``key`` for every round where ``arm`` ran and has a value."""
+    xs, ys = [], []
+    for rnd in summary.get("rounds", []):
+        value = rnd.get("arms", {}).get(arm, {}).get(key)
+        if value is not None and np.isfinite(value):
+            xs.append(float(rnd["percent_remaining"]))
+            ys.append(float(value))
+    return xs, ys
+
+
+def dense_value(summary: dict, key: str) -> float | None:
+    """``key`` of the dense network: the ticket arm of round 0 (100% of weights), or None if it is missing."""
+    for rnd in summary.get("rounds", []):
+        if rnd.get("round") == 0:
+            return rnd.get("arms", {}).get("ticket", {}).get(key)
+    return None
+
+
+def select_rounds(summary: dict, targets=LEARNING_CURVE_TARGETS) -> list[int]:
+    """Rounds whose percent remaining is closest (in log scale) to each target, without repeats, in order."""
+    rounds = [(r["round"], float(r["percent_remaining"])) for r in summary.get("rounds", [])]
+    chosen = []
+    for target in targets:
+        if not rounds:
+            break
+        number, _ = min(rounds, key=lambda rp: abs(math.log(rp[1] / target)))
+        if number not in chosen:
+            chosen.append(number)
+    return sorted(chosen)
+
+
+def _fmt_percent(p: float) -> str:
+    """100 -> "100", 51.2 -> "51.2", 0.56 -> "0.56": one decimal above 1%, two significant digits below."""
+    if p >= 99.95:
+        return "100"
+    return f"{p:.1f}" if p >= 1 else f"{p:.2g}"
+
+
+def _percent_ticks(percents, max_ticks: int = 8) -> list[float]:
+    """Tick positions at the rounds' own percents, thinned to about ``max_ticks`` evenly spaced in log scale."""
+    percents = sorted(set(percents), reverse=True)
+    # Neighbouring ticks at least this factor apart: all rounds of a short run, every few rounds of a long one.
+    min_ratio = (percents[0] / percents[-1]) ** (1 / (max_ticks - 1)) if len(percents) > max_ticks else 1.0
+    ticks = []
+    for p in percents:
+        if not ticks or ticks[-1] / p >= min_ratio * 0.999:
+            ticks.append(p)
+    return ticks
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Figures
+
+
+def _new_figure(figsize=(7.5, 5.0), ncols=1) -> tuple[Figure, list]:
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=figsize, layout="constrained")
+        axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _style_axes(ax) -> None:
+    """Fix the font sizes on the axes itself, so they hold when the figure is drawn outside ``rc_context``."""
+    ax.tick_params(which="both", labelsize=RC["xtick.labelsize"])
+    ax.xaxis.label.set_size(RC["axes.labelsize"])
+    ax.yaxis.label.set_size(RC["axes.labelsize"])
+    ax.title.set_size(RC["axes.titlesize"])
+
+
+def _percent_x_axis(ax, percents) -> None:
+    """Log-scaled, reversed percent axis (100 on the left, as in the paper) with ticks at the rounds' percents."""
+    ax.set_xscale("log")
+    ticks = _percent_ticks(percents)
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda p, _: _fmt_percent(p)))
+    ax.xaxis.set_minor_locator(NullLocator())
+    lo, hi = min(percents), max(percents)
+    pad = max(1.04, (hi / lo) ** 0.05)  # 5% of the log range on each side
+    if hi / lo < 1.01:
+        pad = 1.5  # a single round: give the lone point some room
+    ax.set_xlim(hi * pad, lo / pad)  # reversed: 100% on the left, pruning proceeds to the right
+    ax.set_xlabel(X_LABEL)
+    ax.grid(True, which="major", alpha=RC["grid.alpha"])
+
+
+def _title(summary: dict, what: str) -> str:
+    model = summary.get("config", {}).get("model")
+    return f"{what} ({model})" if model else what
+
+
+def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
+    """One line per arm of ``key`` (times ``scale``) vs percent remaining; returns every percent drawn."""
+    percents = []
+    for i, arm in enumerate(arms_in(summary)):
+        xs, ys = arm_series(summary, arm, key)
+        if not xs:
+            continue
+        style = ARM_STYLE.get(
+            arm,
+            {"label": arm, "color": COLORS[i % len(COLORS)], "linestyle": "-.", "marker": MARKERS[i % len(MARKERS)]},
+        )
+        ax.plot(xs, [y * scale for y in ys], markeredgecolor="white", markeredgewidth=0.8, **style)
+        percents.extend(xs)
+    return percents
+
+
+def plot_accuracy_vs_weights(summary: dict) -> Figure:
+    """Test accuracy at early stop (%) vs percent of weights remaining, one line per arm (Figure 4 style)."""
+    fig, (ax,) = _new_figure()
+    with matplotlib.rc_context(RC):
+        percents = _arm_lines(ax, summary, "test_accuracy_at_early_stop", 100.0)
+        dense = dense_value(summary, "test_accuracy_at_early_stop")
+        if dense is not None:
+            ax.axhline(100.0 * dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
+        _percent_x_axis(ax, percents or [100.0])
+        ax.set_ylabel("test accuracy at early stop (%)")
+        ax.set_title(_title(summary, "Accuracy as the network is pruned"))
+        ax.legend(loc="best")
+        _style_axes(ax)
+    return fig
+
+
+def plot_early_stop_vs_weights(summary: dict) -> Figure:
+    """Early-stop iteration (minimum validation loss) vs percent of weights remaining, one line per arm."""
+    fig, (ax,) = _new_figure()
+    with matplotlib.rc_context(RC):
+        percents = _arm_lines(ax, summary, "early_stop_iteration", 1.0)
+        dense = dense_value(summary, "early_stop_iteration")
+        if dense is not None:
+            ax.axhline(dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
+        _percent_x_axis(ax, percents or [100.0])
+        ax.set_ylabel("early-stop iteration\n(min. validation loss)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(_title(summary, "How fast the network learns"))
+        ax.legend(loc="best")
+        _style_axes(ax)
+    return fig
+
+
+def plot_learning_curves(summary: dict, histories: dict[int, dict[str, dict]], rounds=None) -> Figure:
+    """Test accuracy (%) vs training iteration at a few rounds (Figure 3 style).
+
+    histories: ``{round: {arm: history}}`` as ``load_histories`` returns. rounds: which rounds to draw
+    (default: those closest to 100, 51.3, 21.1, 7.0 and 3.6% of weights). Winning tickets are solid lines;
+    randomly reinitialized networks at the same round are dashed, in the same colour and marker.
+    """
+    percent = {r["round"]: float(r["percent_remaining"]) for r in summary.get("rounds", [])}
+    if rounds is None:
+        rounds = select_rounds(summary)
+    rounds = [r for r in rounds if r in histories and "ticket" in histories[r]]
+    fig, (ax,) = _new_figure(figsize=(8.0, 5.2))
+    with matplotlib.rc_context(RC):
+        handles, visible = [], []
+        dashed_drawn = False
+        for i, number in enumerate(rounds):
+            color, marker = COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)]
+            label = f"{_fmt_percent(percent[number])}%" if number in percent else f"round {number}"
+            for arm, linestyle in (("ticket", "-"), ("reinit", "--")):
+                history = histories[number].get(arm)
+                if not history or not history.get("iteration"):
+                    continue
+                it = np.asarray(history["iteration"], dtype=float)
+                acc = 100.0 * np.asarray(history["test_accuracy"], dtype=float)
+                visible.append(acc[it >= 0.2 * it.max()])  # for the y range: skip the first steps
+                ax.plot(it, acc, color=color, linestyle=linestyle, marker=marker, markevery=max(1, len(it) // 8),
+                        markeredgecolor="white", markeredgewidth=0.8)
+                dashed_drawn |= arm == "reinit"
+            handles.append(Line2D([], [], color=color, marker=marker, linestyle="-", label=label))
+        if dashed_drawn:
+            handles.append(Line2D([], [], color="0.3", linestyle="-", label="winning ticket"))
+            handles.append(Line2D([], [], color="0.3", linestyle="--", label="random reinit"))
+        if visible:
+            # The first iterations sit near chance (10%); zoom on the trained range as the paper does.
+            values = np.concatenate(visible)
+            lo, hi = float(values.min()), float(values.max())
+            pad = max(0.5, 0.08 * (hi - lo))
+            ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
+        else:
+            ax.text(0.5, 0.5, "no learning curves in this run", transform=ax.transAxes, ha="center")
+        ax.set_xlabel("training iteration")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(_title(summary, "Learning curves at several pruning levels"))
+        if handles:
+            ax.legend(handles=handles, title="weights remaining", loc="best", ncols=2 if dashed_drawn else 1)
+        _style_axes(ax)
+    return fig
+
+
+def mask_rounds(rounds: list[int], max_panels: int = 4) -> list[int]:
+    """Up to ``max_panels`` rounds spread evenly over the pruned rounds, always ending with the last one."""
+    pruned = [r for r in sorted(rounds) if r > 0] or sorted(rounds)
+    if len(pruned) <= max_panels:
+        return pruned
+    picks = np.linspace(0, len(pruned) - 1, max_panels).round().astype(int)
+    return [pruned[i] for i in sorted(set(picks))]
+
+
+def plot_first_layer_mask(masks: dict[int, np.ndarray], summary: dict | None = None, name: str = "") -> Figure | None:
+    """How many connections each input pixel keeps in the first layer, as 28x28 images, one panel per round.
+
+    masks: ``{round: mask}`` of a Dense layer, each (out_features, 784) with 0/1 entries. Returns None when the
+    layer is not a Dense layer on 28x28 inputs (e.g. a conv first layer), where such a picture means nothing.
+    Each panel has its own colour scale (0 to its maximum), since later rounds keep far fewer connections.
+    """
+    masks = {r: m for r, m in masks.items() if m.ndim == 2 and m.shape[1] == 28 * 28}
+    if not masks:
+        return None
+    percent = {r["round"]: float(r["percent_remaining"]) for r in (summary or {}).get("rounds", [])}
+    shown = mask_rounds(list(masks))
+    fig, axes = _new_figure(figsize=(3.6 * len(shown) + 0.6, 4.0), ncols=len(shown))
+    with matplotlib.rc_context(RC):
+        for ax, number in zip(axes, shown):
+            mask = masks[number]
+            kept = mask.sum(axis=0).reshape(28, 28)  # (out, 784) -> (784,) -> (28, 28): connections per pixel
+            image = ax.imshow(kept, cmap="viridis", vmin=0, vmax=max(1.0, float(kept.max())), interpolation="nearest")
+            layer_pct = 100.0 * mask.mean()
+            total = f", {_fmt_percent(percent[number])}% overall" if number in percent else ""
+            ax.set_title(f"round {number}\n{_fmt_percent(layer_pct)}% of layer{total}", fontsize=RC["font.size"])
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.grid(False)
+            bar = fig.colorbar(image, ax=ax, shrink=0.85)
+            bar.ax.tick_params(labelsize=RC["xtick.labelsize"] - 1)
+        axes[0].set_ylabel("28 x 28 input pixels", fontsize=RC["axes.labelsize"])
+        out = next(iter(masks.values())).shape[0]
+        fig.suptitle(f"First layer{' ' + name if name else ''}: connections kept per input pixel "
+                     f"(of {out})", fontsize=RC["axes.titlesize"])
+    return fig
+
+
+def plot_layer_percent_by_round(summary: dict) -> Figure:
+    """Percent of weights remaining in each layer vs round, log y; the whole network as a thick gray line."""
+    rounds = summary.get("rounds", [])
+    fig, (ax,) = _new_figure()
+    with matplotlib.rc_context(RC):
+        names = []
+        for rnd in rounds:
+            names.extend(n for n in rnd.get("layers", {}) if n not in names)
+        for i, name in enumerate(names):
+            points = [(r["round"], r["layers"][name]) for r in rounds if name in r.get("layers", {})]
+            xs = [x for x, _ in points]
+            ys = [info["percent"] for _, info in points]
+            total = points[0][1].get("total")
+            label = f"{name} ({total:,} weights)" if total else name
+            ax.plot(xs, ys, color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)],
+                    linestyle=LINESTYLES[i % len(LINESTYLES)], markeredgecolor="white", markeredgewidth=0.8,
+                    label=label)
+        if rounds:
+            ax.plot([r["round"] for r in rounds], [r["percent_remaining"] for r in rounds], color="0.45",
+                    linewidth=5, alpha=0.6, zorder=0, label="whole network")
+        ax.set_yscale("log")
+        _plain_log_labels(ax.yaxis, [r["percent_remaining"] for r in rounds] or [100.0])
+        ax.set_xlabel("pruning round")
+        ax.set_ylabel("weights remaining (%, log scale)")
+        if rounds:
+            numbers = [r["round"] for r in rounds]
+            step = max(1, math.ceil(len(numbers) / 12))  # at most ~12 integer ticks
+            ax.set_xticks(numbers[::step])
+        ax.set_title(_title(summary, "Weights remaining in each layer"))
+        ax.legend(loc="best")
+        _style_axes(ax)
+    return fig
+
+
+def _plain_log_labels(axis, values) -> None:
+    """Label a log axis with plain percents (100, 50, 20) instead of 10^2; within one decade label 2..9 too."""
+    span = max(values) / min(values)
+    labelled = set(range(2, 10)) if span < 10 else {2, 5}
+
+    def minor(p, _):
+        digit = round(p / 10 ** math.floor(math.log10(p) + 1e-9))  # 40 -> 4, 0.5 -> 5
+        return f"{p:g}" if digit in labelled else ""
+
+    axis.set_major_formatter(FuncFormatter(lambda p, _: f"{p:g}"))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
+def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as out_dir/name.png (150 dpi) and out_dir/name.pdf; returns the two paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context(RC):
+        for ext in ("png", "pdf"):
+            path = out_dir / f"{name}.{ext}"
+            fig.savefig(path, dpi=DPI)
+            paths.append(path)
+    return paths
+
+
+def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Path]:
+    """Draw every figure of a run directory into ``out_dir`` (default DIR/figures); returns the files written.
+
+    Figures that do not apply are skipped: ``first_layer_mask`` for a network whose first layer is not a
+    Dense layer on 28x28 inputs, ``learning_curves`` when no round has its metrics.json.
+    """
+    run_dir = Path(run_dir)
+    summary = load_summary(run_dir)
+    if not summary.get("rounds"):
+        raise ValueError(f"{run_dir} has no completed round yet; run `minilottery imp` until round 0 finishes")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "figures"
+    written = []
+    written += save_figure(plot_accuracy_vs_weights(summary), out_dir, "accuracy_vs_weights")
+    written += save_figure(plot_early_stop_vs_weights(summary), out_dir, "early_stop_vs_weights")
+    histories = load_histories(run_dir, rounds=select_rounds(summary))
+    if histories:
+        written += save_figure(plot_learning_curves(summary, histories), out_dir, "learning_curves")
+    name = first_layer_name(summary)
+    if name is not None:
+        shown = mask_rounds([r["round"] for r in summary["rounds"]])
+        fig = plot_first_layer_mask(load_masks(run_dir, name, rounds=shown), summary, name)
+        if fig is not None:
+            written += save_figure(fig, out_dir, "first_layer_mask")
+    written += save_figure(plot_layer_percent_by_round(summary), out_dir, "layer_percent_by_round")
+    return written
