@@ -1,0 +1,364 @@
+"""Training by iterations, as in Frankle & Carbin (2019): minibatches of 60, early stopping on validation loss.
+
+The paper counts training in iterations (minibatch steps), not epochs, and judges a network by two numbers
+(Section 2, Figure 3): the *iteration of early stopping*, the evaluated iteration where the validation loss
+is lowest, and the test accuracy at that iteration. ``train`` records both, plus the whole learning curve.
+
+Where the time goes, and how this loop keeps it on the device:
+
+* The training set is moved to the device once. Each epoch draws a permutation on the host from a generator
+  seeded with ``config.seed`` (so the same seed gives the same batches in every IMP round), moves it to the
+  device once, and slices a batch's indices from it per step: no host-device copy and no synchronisation per
+  step. The last partial batch of an epoch is dropped, so every step sees exactly ``batch_size`` examples.
+* ``train_step`` returns the loss as a 0-d device array. The losses are kept on the device and fetched in one
+  copy at each evaluation (``float()`` on a GPU array waits for the GPU: do it once per evaluation, not per
+  step). That is also where a non-finite loss is caught, naming the first step that produced it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from minilottery.backend import device_of, get_array_module, get_backend, to_device, to_numpy
+from minilottery.layers import Sequential
+from minilottery.loss import softmax_cross_entropy
+from minilottery.optim import OPTIMIZERS, make_optimizer
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became nan or inf (usually a learning rate too large for the network).
+
+    Attributes:
+        iteration: the first iteration (1-based: the n-th step) whose loss was not finite.
+    """
+
+    def __init__(self, message: str, iteration: int) -> None:
+        super().__init__(message)
+        self.iteration = iteration
+
+
+@dataclass
+class TrainConfig:
+    """How to train one network. The defaults are the paper's LeNet settings (Figure 2: Adam 1.2e-3, batch 60).
+
+    Attributes:
+        iterations: number of minibatch steps (the paper: 50K for LeNet, 20K-30K for Conv-2/4/6).
+        batch_size: examples per step.
+        optimizer: "adam" or "sgd".
+        lr: learning rate.
+        momentum, nesterov: SGD only.
+        weight_decay: L2 penalty added to the gradient (0 in the paper's main experiments).
+        eval_every: evaluate on the validation and test sets every this many iterations (and at the end).
+        seed: seed of the data order (the weights' seed is the model's own, see ``models.build_model``).
+        eval_batch_size: examples per forward pass when evaluating (only memory depends on it).
+    """
+
+    iterations: int
+    batch_size: int = 60
+    optimizer: str = "adam"
+    lr: float = 1.2e-3
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    eval_every: int = 100
+    seed: int = 0
+    eval_batch_size: int = 1000
+
+    def validate(self) -> "TrainConfig":
+        """Checks every field; raises ValueError naming the command-line option. Returns self."""
+        for option, value in (("--iterations", self.iterations), ("--batch-size", self.batch_size),
+                              ("--eval-every", self.eval_every), ("--eval-batch-size", self.eval_batch_size)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{option} must be a positive integer, got {value!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if not _is_real(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"--lr must be a positive number, got {self.lr!r}")
+        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum!r}")
+        if self.optimizer != "sgd" and (self.momentum or self.nesterov):
+            raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd only, got --optimizer "
+                             f"{self.optimizer} with momentum {self.momentum}, nesterov {self.nesterov}")
+        if self.nesterov and self.momentum == 0:
+            raise ValueError("--nesterov needs --momentum > 0, got --momentum 0")
+        if not _is_real(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be a non-negative number, got {self.weight_decay!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        return self
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments ``make_optimizer`` takes for ``self.optimizer``."""
+        if self.optimizer == "sgd":
+            return {"momentum": self.momentum, "nesterov": self.nesterov, "weight_decay": self.weight_decay}
+        return {"weight_decay": self.weight_decay}
+
+
+HISTORY_KEYS = ("iteration", "train_loss", "val_loss", "val_accuracy", "test_loss", "test_accuracy")
+
+
+@dataclass
+class TrainResult:
+    """What a training run measured. Accuracies are fractions in [0, 1].
+
+    Attributes:
+        history: one list per key of ``HISTORY_KEYS``, one entry per evaluation; ``train_loss`` is the mean
+            training loss over the steps since the previous evaluation.
+        early_stop_iteration: the evaluated iteration with the lowest validation loss (the paper's
+            "iteration of early stopping"; the first one on a tie).
+        test_accuracy_at_early_stop: test accuracy at that iteration.
+        final_test_accuracy: test accuracy after the last iteration.
+        snapshots: iteration -> host copy of every parameter (``model.state_dict()``) for rewinding.
+        seconds: wall-clock time of the run, evaluations included.
+    """
+
+    history: dict[str, list]
+    early_stop_iteration: int
+    test_accuracy_at_early_stop: float
+    final_test_accuracy: float
+    snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict of everything except the snapshots."""
+        return {
+            "early_stop_iteration": self.early_stop_iteration,
+            "test_accuracy_at_early_stop": self.test_accuracy_at_early_stop,
+            "final_test_accuracy": self.final_test_accuracy,
+            "seconds": self.seconds,
+            "history": {key: list(values) for key, values in self.history.items()},
+        }
+
+
+def train_step(model: Sequential, optimizer: Any, x: Any, y: Any) -> Any:
+    """One minibatch step: forward, softmax cross-entropy, backward, optimizer update.
+
+    Args:
+        x: (N, C, H, W) images on the model's device; y: (N,) int64 labels on the same device.
+
+    Returns:
+        The minibatch's mean loss, a 0-d device array (no host synchronisation happens here).
+    """
+    logits = model.forward(x)  # (N, 10)
+    loss, dlogits = softmax_cross_entropy(logits, y)
+    model.backward(dlogits, input_grad=False)  # the gradient w.r.t. the images is never needed
+    optimizer.step()  # masked weights get a zero gradient in backward, so they stay as they are
+    return loss
+
+
+def evaluate(model: Sequential, x: Any, y: Any, batch_size: int = 1000) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on (x, y), in batches, on the model's device.
+
+    Args:
+        x: (N, C, H, W) images; y: (N,) int64 labels (host or device arrays; moved to the model's device).
+        batch_size: examples per forward pass.
+
+    Returns:
+        (mean loss, accuracy in [0, 1]) as Python floats: one synchronisation at the end, none per batch.
+        The model is in evaluation mode meanwhile and in training mode afterwards if it was before.
+    """
+    n = len(y)
+    if n == 0:
+        raise ValueError("evaluate: the evaluation set is empty")
+    device = _model_device(model)
+    x, y = to_device(x, device), to_device(y, device)
+    was_training = all(layer.training for layer in model.layers)
+    model.eval()
+    try:
+        total_loss = correct = 0.0
+        for start in range(0, n, batch_size):
+            xb, yb = x[start:start + batch_size], y[start:start + batch_size]
+            logits = model.forward(xb)  # (B, 10)
+            loss, _ = softmax_cross_entropy(logits, yb)
+            total_loss = total_loss + loss * len(yb)  # 0-d device arrays: summed on the device
+            correct = correct + (logits.argmax(axis=1) == yb).sum()
+        return float(total_loss) / n, float(correct) / n
+    finally:
+        if was_training:
+            model.train()
+
+
+def train(
+    model: Sequential,
+    data: Any,
+    config: TrainConfig,
+    *,
+    device: str | None = None,
+    snapshot_at: Iterable[int] = (),
+    progress: bool = True,
+    desc: str = "",
+) -> TrainResult:
+    """Trains ``model`` (with whatever masks it holds) for ``config.iterations`` steps; returns the curve.
+
+    Args:
+        model: the network, e.g. from ``models.build_model``; it is moved to ``device`` and trained in place.
+        data: a ``minilottery.data.Dataset`` (host arrays x_train, y_train, x_val, y_val, x_test, y_test).
+        config: the settings (validated here).
+        device: "cpu", "gpu", ...; default: where the model's parameters already are.
+        snapshot_at: iterations at which to keep a host copy of the weights (0 = before the first step);
+            the lottery ticket experiment rewinds to these (Section 2; Frankle et al. 2019 for k > 0).
+        progress: show a tqdm progress bar with the latest loss and validation accuracy.
+        desc: the bar's label, e.g. "round 3 ticket".
+
+    Returns:
+        TrainResult with the history, the early-stopping iteration and the test accuracies.
+
+    Raises:
+        ValueError: an invalid config, labels outside the model's classes, an empty split, a batch larger
+            than the training set, or a snapshot iteration outside 0..iterations.
+        NonFiniteLossError: the training loss became nan or inf; the message names the first such iteration.
+    """
+    config.validate()
+    snapshot_at = _check_snapshots(snapshot_at, config.iterations)
+    _check_data(model, data)
+    n_train = len(data.y_train)
+    if config.batch_size > n_train:
+        raise ValueError(f"--batch-size {config.batch_size} is larger than the training set ({n_train} examples); "
+                         f"use a smaller --batch-size")
+    device = get_backend(device).name if device is not None else _model_device(model)
+    model.to(device).train()
+    optimizer = make_optimizer(config.optimizer, model, config.lr, **config.optimizer_kwargs())
+
+    # Every split moves to the device once; batches are slices of these arrays from here on.
+    x_train, y_train = to_device(data.x_train, device), to_device(data.y_train, device)
+    x_val, y_val = to_device(data.x_val, device), to_device(data.y_val, device)
+    x_test, y_test = to_device(data.x_test, device), to_device(data.y_test, device)
+    xp = get_array_module(x_train)
+    batches_per_epoch = n_train // config.batch_size  # the last partial batch is dropped
+    order_rng = np.random.default_rng(config.seed)  # the data order depends on config.seed only
+
+    history: dict[str, list] = {key: [] for key in HISTORY_KEYS}
+    snapshots = {0: model.state_dict()} if 0 in snapshot_at else {}
+    pending: list[Any] = []  # 0-d device losses of the steps since the last evaluation
+    started = time.perf_counter()
+    bar = tqdm(total=config.iterations, desc=desc or None, disable=not progress, unit="it", dynamic_ncols=True)
+    try:
+        order = None
+        for iteration in range(1, config.iterations + 1):
+            step_in_epoch = (iteration - 1) % batches_per_epoch
+            if step_in_epoch == 0:  # a new epoch: a new permutation, moved to the device once
+                order = to_device(order_rng.permutation(n_train), device)  # (n_train,) int64
+            index = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]  # (B,)
+            pending.append(train_step(model, optimizer, x_train[index], y_train[index]))
+            bar.update(1)
+
+            if iteration in snapshot_at:
+                snapshots[iteration] = model.state_dict()
+            if iteration % config.eval_every == 0 or iteration == config.iterations:
+                losses = to_numpy(xp.stack(pending))  # (steps since last eval,): one copy, one sync
+                _check_finite(losses, iteration - len(losses) + 1, config)
+                pending = []
+                val_loss, val_acc = evaluate(model, x_val, y_val, config.eval_batch_size)
+                test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
+                for key, value in zip(HISTORY_KEYS, (iteration, float(losses.mean()), val_loss, val_acc,
+                                                     test_loss, test_acc)):
+                    history[key].append(value)
+                bar.set_postfix(loss=f"{losses.mean():.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
+    finally:
+        bar.close()
+
+    val_losses = np.array(history["val_loss"])
+    best = int(np.argmin(np.where(np.isnan(val_losses), np.inf, val_losses)))  # the first minimum
+    return TrainResult(
+        history=history,
+        early_stop_iteration=history["iteration"][best],
+        test_accuracy_at_early_stop=history["test_accuracy"][best],
+        final_test_accuracy=history["test_accuracy"][-1],
+        snapshots=snapshots,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def save_metrics(result: Any, path: str | os.PathLike[str], **extra: Any) -> Path:
+    """Writes ``result`` (a TrainResult, anything with ``to_dict()``, or a dict) plus ``extra`` as JSON.
+
+    Atomic: written to a temporary file in the same folder, then renamed over ``path``, so a run that is
+    interrupted never leaves half a file behind. Dataclasses in ``extra`` (e.g. the TrainConfig) are turned
+    into dicts. Returns the path written.
+    """
+    path = Path(path)
+    content = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    for key, value in extra.items():
+        content[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(content, f, indent=2, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def _model_device(model: Sequential) -> str:
+    params = list(model.parameters().values())
+    return device_of(params[0]) if params else "cpu"
+
+
+def _check_snapshots(snapshot_at: Iterable[int], iterations: int) -> set[int]:
+    wanted = set()
+    for it in snapshot_at:
+        if isinstance(it, bool) or not isinstance(it, (int, np.integer)) or not 0 <= it <= iterations:
+            raise ValueError(f"snapshot iterations must be integers in 0..{iterations} (--iterations), got {it!r}")
+        wanted.add(int(it))
+    return wanted
+
+
+def _check_data(model: Sequential, data: Any) -> None:
+    """Checks on the host, once, that every split is non-empty with labels in 0..K-1 (K = the output width)."""
+    weights = [layer for layer in model.layers if "W" in layer.params]
+    if not weights:
+        raise ValueError("the model has no weighted layer to train")
+    num_classes = int(weights[-1].params["W"].shape[0])  # Dense W is (out, in): out = number of classes
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), to_numpy(getattr(data, f"y_{split}"))
+        if len(y) == 0:
+            raise ValueError(f"the {split} split is empty: training needs train, validation and test examples")
+        if len(x) != len(y):
+            raise ValueError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y_{split} must hold integer class labels, got dtype {y.dtype}")
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= num_classes:
+            raise ValueError(f"y_{split} must hold labels in 0..{num_classes - 1} (the model has {num_classes} "
+                             f"outputs), got labels from {low} to {high}")
+
+
+def _check_finite(losses: np.ndarray, first_iteration: int, config: TrainConfig) -> None:
+    """Raises NonFiniteLossError naming the first iteration whose loss is nan or inf."""
+    bad = np.flatnonzero(~np.isfinite(losses))
+    if bad.size:
+        iteration = first_iteration + int(bad[0])
+        value = "nan" if np.isnan(losses[bad[0]]) else "inf"
+        raise NonFiniteLossError(
+            f"training loss became {value} at iteration {iteration}; lower --lr (now {config.lr:g}) "
+            f"or check the input data for nan/inf", iteration)

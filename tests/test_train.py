@@ -1,0 +1,273 @@
+"""Training: reproducibility, data order, early stopping, non-finite losses, config errors, devices, the CLI,
+and the paper's LeNet-300-100 reaching 96% test accuracy on MNIST within 1,500 iterations.
+
+Most tests train LeNet-300-100 on a small synthetic set (a few ms per run). The MNIST tests use the ``mnist_data``
+fixture: the real files from ``MINILOTTERY_DATA`` (never downloaded), skipped when absent except under CI.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import minilottery.train as train_module
+from minilottery.backend import to_device, to_numpy
+from minilottery.cli import main
+from minilottery.data import Dataset
+from minilottery.loss import softmax_cross_entropy
+from minilottery.models import build_model
+from minilottery.optim import make_optimizer
+from minilottery.train import NonFiniteLossError, TrainConfig, evaluate, save_metrics, train, train_step
+from tests.conftest import on_device
+
+
+def synthetic(n_train=250, n_val=60, n_test=60, seed=0) -> Dataset:
+    """Random 1x28x28 images labelled by a fixed linear rule (learnable); pixel (0, 0) holds the example's index."""
+    rng = np.random.default_rng(seed)
+    n = n_train + n_val + n_test
+    x = rng.random((n, 1, 28, 28), dtype=np.float32)
+    y = ((x.reshape(n, -1) - 0.5) @ rng.standard_normal((784, 10))).argmax(axis=1).astype(np.int64)  # (N, 784) -> (N,)
+    x[:, 0, 0, 0] = np.arange(n)  # so a batch tells which examples it holds
+    a, b = n_train, n_train + n_val
+    return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], name="synthetic")
+
+
+def run(iterations=30, eval_every=10, data=None, model_seed=0, **config):
+    model = build_model("lenet_300_100", seed=model_seed)
+    result = train(model, data or synthetic(), TrainConfig(iterations, eval_every=eval_every, **config), progress=False)
+    return model, result
+
+
+# -- reproducibility and data order -------------------------------------------------------------------
+
+
+def test_same_seed_bitwise_identical():
+    model_a, a = run(seed=1)
+    model_b, b = run(seed=1)
+    for name, value in model_a.state_dict().items():
+        np.testing.assert_array_equal(value, model_b.state_dict()[name])
+    assert a.history == b.history
+    assert a.history["iteration"] == [10, 20, 30]
+
+
+def test_different_data_seed_different_run():
+    model_a, a = run(seed=1)
+    model_b, b = run(seed=2)
+    assert not np.array_equal(model_a.state_dict()["1.W"], model_b.state_dict()["1.W"])
+    assert a.history["train_loss"] != b.history["train_loss"]
+
+
+def record_batches(monkeypatch, **kwargs):
+    """Trains with a train_step that records each batch's example indices (pixel (0, 0) of every image)."""
+    batches = []
+
+    def spy(model, optimizer, x, y):
+        batches.append(to_numpy(x)[:, 0, 0, 0].astype(int))
+        return train_step(model, optimizer, x, y)
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    run(**kwargs)
+    return batches
+
+
+def test_data_order_depends_only_on_seed_and_drops_partial_batch(monkeypatch):
+    first = record_batches(monkeypatch, iterations=12, eval_every=12, seed=5)
+    again = record_batches(monkeypatch, iterations=12, eval_every=12, seed=5, model_seed=9, lr=1e-4)
+    other = record_batches(monkeypatch, iterations=12, eval_every=12, seed=6)
+    assert all(len(b) == 60 for b in first)
+    assert all(np.array_equal(p, q) for p, q in zip(first, again)) and len(first) == len(again) == 12
+    assert not all(np.array_equal(p, q) for p, q in zip(first, other))
+    # 250 examples, batch 60: 4 batches an epoch, each epoch 240 distinct examples, a new order every epoch
+    epochs = [np.concatenate(first[i:i + 4]) for i in (0, 4, 8)]
+    assert all(len(set(e)) == 240 and e.max() < 250 for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1])
+    # the order is np.random.default_rng(seed).permutation(n_train), epoch after epoch
+    rng = np.random.default_rng(5)
+    for e in epochs:
+        np.testing.assert_array_equal(e, rng.permutation(250)[:240])
+
+
+# -- what a run records -------------------------------------------------------------------------------
+
+
+def test_early_stop_is_argmin_of_validation_loss():
+    _, result = run(iterations=40, eval_every=5, lr=3e-3)
+    h = result.history
+    assert h["iteration"] == list(range(5, 41, 5))
+    best = int(np.argmin(h["val_loss"]))
+    assert result.early_stop_iteration == h["iteration"][best]
+    assert result.test_accuracy_at_early_stop == h["test_accuracy"][best]
+    assert result.final_test_accuracy == h["test_accuracy"][-1]
+    assert all(0.0 <= a <= 1.0 for a in h["val_accuracy"] + h["test_accuracy"])
+    assert h["train_loss"][-1] < h["train_loss"][0]  # it learns
+    json.dumps(result.to_dict())  # JSON-able
+
+
+def test_last_iteration_always_evaluated_and_train_loss_is_interval_mean(monkeypatch):
+    losses = []
+
+    def spy(model, optimizer, x, y):
+        loss = train_step(model, optimizer, x, y)
+        losses.append(float(loss))
+        return loss
+
+    monkeypatch.setattr(train_module, "train_step", spy)
+    _, result = run(iterations=25, eval_every=10)
+    assert result.history["iteration"] == [10, 20, 25]
+    expected = [np.mean(losses[0:10]), np.mean(losses[10:20]), np.mean(losses[20:25])]
+    np.testing.assert_allclose(result.history["train_loss"], expected, rtol=1e-6)
+
+
+def test_evaluate_matches_direct_computation_and_restores_mode():
+    data = synthetic()
+    model = build_model("lenet_300_100")
+    loss, acc = evaluate(model, data.x_test, data.y_test, batch_size=7)  # uneven batches
+    logits = model.forward(data.x_test)
+    expected_loss, _ = softmax_cross_entropy(logits, data.y_test)
+    assert loss == pytest.approx(float(expected_loss), rel=1e-5)
+    assert acc == pytest.approx(np.mean(logits.argmax(axis=1) == data.y_test))
+    assert all(layer.training for layer in model.layers)
+
+
+def test_snapshots_are_host_copies_at_the_requested_iterations():
+    model = build_model("lenet_300_100")
+    theta0 = model.state_dict()
+    result = train(model, synthetic(), TrainConfig(10, eval_every=10), snapshot_at=(0, 5), progress=False)
+    assert sorted(result.snapshots) == [0, 5]
+    for name, value in theta0.items():
+        np.testing.assert_array_equal(result.snapshots[0][name], value)
+    short = build_model("lenet_300_100")
+    train(short, synthetic(), TrainConfig(5, eval_every=5), progress=False)
+    for name, value in short.state_dict().items():
+        np.testing.assert_array_equal(result.snapshots[5][name], value)
+    assert not np.array_equal(result.snapshots[5]["1.W"], model.state_dict()["1.W"])
+
+
+def test_masked_weights_stay_zero():
+    model = build_model("lenet_300_100")
+    mask = (np.random.default_rng(0).random((300, 784)) < 0.2).astype(np.float32)
+    model.set_masks({"1.W": mask})
+    train(model, synthetic(), TrainConfig(10, eval_every=10), progress=False)
+    w = model.state_dict()["1.W"]
+    assert not w[mask == 0].any()  # pruned weights are exactly 0 (the optimizer keeps them there)
+    assert (w != build_model("lenet_300_100").state_dict()["1.W"])[mask == 1].mean() > 0.9  # the rest learn
+
+
+def test_progress_bar_shows_desc(capsys):
+    train(build_model("lenet_300_100"), synthetic(), TrainConfig(4, eval_every=2), progress=True, desc="round 3 ticket")
+    err = capsys.readouterr().err
+    assert "round 3 ticket" in err and "val_acc" in err
+
+
+def test_save_metrics_is_atomic_json(tmp_path):
+    _, result = run(iterations=10, eval_every=5)
+    path = save_metrics(result, tmp_path / "sub" / "metrics.json", config=TrainConfig(10))
+    content = json.loads(path.read_text())
+    assert content["config"]["iterations"] == 10 and content["history"]["iteration"] == [5, 10]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["metrics.json"]  # no temporary file left
+
+
+# -- errors -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_non_finite_loss_names_the_first_bad_iteration():
+    errors = []
+    for eval_every in (1, 7):
+        with pytest.raises(NonFiniteLossError, match=r"training loss became (nan|inf) at iteration \d+; lower --lr") as e:
+            run(iterations=30, eval_every=eval_every, optimizer="sgd", lr=1e12)
+        errors.append(e.value.iteration)
+    assert errors[0] == errors[1] and 1 < errors[0] <= 30  # found precisely, not just at the eval point
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("iterations", 0, "--iterations must be a positive integer, got 0"),
+    ("batch_size", -1, "--batch-size must be a positive integer, got -1"),
+    ("eval_every", 0, "--eval-every must be a positive integer, got 0"),
+    ("iterations", 2.5, "--iterations must be a positive integer, got 2.5"),
+    ("optimizer", "rmsprop", "--optimizer must be one of sgd, adam, got 'rmsprop'"),
+    ("lr", 0.0, "--lr must be a positive number, got 0.0"),
+    ("lr", float("nan"), "--lr must be a positive number"),
+    ("momentum", 0.9, "--momentum and --nesterov apply to --optimizer sgd only"),
+    ("weight_decay", -1e-4, "--weight-decay must be a non-negative number"),
+])
+def test_bad_config(field, value, message):
+    config = TrainConfig(**{"iterations": 10, field: value})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train(build_model("lenet_300_100"), synthetic(), config, progress=False)
+
+
+def test_bad_labels_batch_and_snapshots():
+    data = synthetic()
+    bad = Dataset(data.x_train, np.where(data.y_train == 0, 10, data.y_train), data.x_val, data.y_val,
+                  data.x_test, data.y_test)
+    with pytest.raises(ValueError, match=r"y_train must hold labels in 0\.\.9 .* got labels from 1 to 10"):
+        train(build_model("lenet_300_100"), bad, TrainConfig(5), progress=False)
+    negative = Dataset(data.x_train, data.y_train, data.x_val, data.y_val - 1, data.x_test, data.y_test)
+    with pytest.raises(ValueError, match="y_val must hold labels in 0..9"):
+        train(build_model("lenet_300_100"), negative, TrainConfig(5), progress=False)
+    with pytest.raises(ValueError, match="--batch-size 300 is larger than the training set"):
+        train(build_model("lenet_300_100"), data, TrainConfig(5, batch_size=300), progress=False)
+    with pytest.raises(ValueError, match=r"snapshot iterations must be integers in 0\.\.5"):
+        train(build_model("lenet_300_100"), data, TrainConfig(5), snapshot_at=(6,), progress=False)
+
+
+# -- devices ------------------------------------------------------------------------------------------
+
+
+def test_train_step_on_device_matches_cpu(device):
+    data = synthetic()
+    x, y = data.x_train[:60], data.y_train[:60]
+    cpu_model = build_model("lenet_300_100")
+    dev_model = on_device(cpu_model, device)
+    cpu_loss = train_step(cpu_model, make_optimizer("adam", cpu_model, 1e-3), x, y)
+    dev_loss = train_step(dev_model, make_optimizer("adam", dev_model, 1e-3), to_device(x, device), to_device(y, device))
+    assert float(dev_loss) == pytest.approx(float(cpu_loss), rel=1e-5)
+    np.testing.assert_allclose(dev_model.state_dict()["1.W"], cpu_model.state_dict()["1.W"], rtol=1e-5, atol=1e-6)
+
+
+def test_train_runs_on_device(device):
+    data = synthetic()
+    _, cpu = run(iterations=6, eval_every=3, data=data)
+    model = build_model("lenet_300_100")
+    result = train(model, data, TrainConfig(6, eval_every=3), device=device, snapshot_at=(0, 6), progress=False)
+    np.testing.assert_allclose(result.history["train_loss"], cpu.history["train_loss"], rtol=1e-4)
+    np.testing.assert_allclose(result.history["val_loss"], cpu.history["val_loss"], rtol=1e-4)
+    assert isinstance(result.snapshots[6]["1.W"], np.ndarray)
+
+
+# -- real MNIST and the command line ------------------------------------------------------------------
+
+
+@pytest.mark.mnist
+def test_lenet_reaches_96_percent_on_mnist_within_1500_iterations(mnist_data):
+    """The paper's LeNet-300-100 (Adam 1.2e-3, batch 60, Figure 2) on MNIST: >= 96.0% test accuracy by 1,500."""
+    model = build_model("lenet_300_100", seed=0)
+    result = train(model, mnist_data, TrainConfig(1500, batch_size=60, optimizer="adam", lr=1.2e-3, eval_every=500),
+                   progress=False)
+    assert result.history["iteration"][-1] == 1500
+    assert result.final_test_accuracy >= 0.960, result.history
+
+
+@pytest.mark.mnist
+def test_cli_train_writes_metrics(mnist_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["train", "--model", "lenet_300_100", "--iterations", "20", "--eval-every", "10",
+                 "--no-progress", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "266,200" in printed and "early stopping at iteration" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["history"]["iteration"] == [10, 20]
+    assert metrics["early_stop_iteration"] in (10, 20)
+    assert 0.0 <= metrics["test_accuracy_at_early_stop"] <= 1.0 and 0.0 <= metrics["final_test_accuracy"] <= 1.0
+    assert metrics["config"]["iterations"] == 20 and metrics["config"]["lr"] == 1.2e-3
+    assert metrics["model"] == "lenet_300_100" and metrics["dataset"] == "mnist"
+
+
+def test_cli_bad_option_is_one_line(tmp_path, capsys):
+    code = main(["train", "--iterations", "0", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == "minilottery train: error: --iterations must be a positive integer, got 0"
