@@ -9,14 +9,13 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
-import os
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minilottery.data import DataError, Dataset, load_mnist, mnist
+from minilottery.data import DataError, load_mnist, mnist
 from minilottery.data.dataset import split_validation
 
 # digit counts of the official files (all 60,000 training and 10,000 test labels)

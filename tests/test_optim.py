@@ -1,6 +1,5 @@
 """Optimizers: hand-computed references, pruned weights staying pruned while training, dtypes, devices, bad input."""
 
-import copy
 
 import numpy as np
 import pytest
