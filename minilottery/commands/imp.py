@@ -1,0 +1,155 @@
+"""``minilottery imp``: find a winning ticket by iterative magnitude pruning (Frankle & Carbin 2019, Section 2).
+
+    minilottery imp --preset lenet-quick --out runs/lenet-quick            # a few minutes on a CPU
+    minilottery imp --preset lenet-paper --device gpu --out runs/lenet     # the paper's LeNet experiment
+    minilottery imp --model lenet_300_100 --rounds 5 --iterations 1000 --reset rewind:100 --out runs/rw
+
+Explicit options override the preset's values; without ``--preset`` the network's training settings are the
+paper's (Figure 2) and there are 12 rounds. The run is written to ``--out DIR`` as it goes (see
+``minilottery/runs.py``); running the same command again after an interruption, even ``kill -9``, continues
+after the last completed round. At the end it prints the results table and draws the figures into DIR/figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from minilottery import backend
+from minilottery.imp import CONTROLS, PRESETS, IMPConfig, RoundResult, run_imp
+from minilottery.models import MODELS, PAPER_TRAINING
+from minilottery.optim import OPTIMIZERS
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Adds the ``imp`` command to the CLI's subparsers."""
+    parser = subparsers.add_parser("imp", help="find a winning ticket by iterative magnitude pruning",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="start from a preset experiment (explicit options override it)")
+    parser.add_argument("--model", choices=MODELS, default=None, help="network (default: lenet_300_100)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="pruning rounds after the dense round 0 (default: 12; with --target-percent: at most)")
+    parser.add_argument("--target-percent", type=float, default=None, metavar="X",
+                        help="stop once at most X%% of the weights remain (with --one-shot: prune straight to X%%)")
+    parser.add_argument("--prune-rate", type=float, default=None, metavar="P",
+                        help="fraction of the remaining dense weights pruned per round (default: 0.2; the output "
+                             "layer at half of it)")
+    parser.add_argument("--conv-rate", type=float, default=None, metavar="P",
+                        help="fraction of the remaining conv weights pruned per round (default: 0.1, conv6 0.15)")
+    parser.add_argument("--output-rate", type=float, default=None, metavar="P",
+                        help="fraction of the remaining output weights pruned per round (default: --prune-rate / 2)")
+    parser.add_argument("--global", dest="global_pruning", action="store_true", default=None,
+                        help="one magnitude threshold over all layers pooled instead of per layer")
+    parser.add_argument("--one-shot", action="store_true", default=None,
+                        help="prune the trained dense network once, to --target-percent (or to where --rounds "
+                             "rounds would get)")
+    parser.add_argument("--reset", default=None, metavar="init|rewind:K",
+                        help="reset survivors to θ0 (init, the paper) or to the weights at iteration K of the dense "
+                             "run (rewind:K)")
+    parser.add_argument("--controls", default=None, metavar="LIST",
+                        help=f"comma-separated control arms from {','.join(CONTROLS)}; 'none' for none")
+    parser.add_argument("--iterations", type=int, default=None, help="training steps per network")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="optimizer (default: adam)")
+    parser.add_argument("--batch-size", type=int, default=None, help="examples per step (default: 60)")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help="evaluate every N iterations (default: 100)")
+    parser.add_argument("--seed", type=int, default=None, help="seed of θ0, the controls and the data order")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
+    parser.add_argument("--out", required=True, metavar="DIR",
+                        help="run folder: created if new, continued if it holds this run")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a run in DIR made with a different config (only the run's own files)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> IMPConfig:
+    """The validated IMPConfig: the preset (or the model's paper settings), then every explicit option."""
+    options: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("model", "rounds", "target_percent", "prune_rate", "conv_rate", "output_rate",
+                     "global_pruning", "one_shot", "reset", "iterations", "lr", "optimizer", "batch_size",
+                     "eval_every", "seed")
+    }
+    if args.controls is not None:
+        options["controls"] = () if args.controls.strip().lower() == "none" else args.controls
+    if args.preset is None:  # the paper's settings for the network (Figure 2), unless given
+        model = options["model"] or "lenet_300_100"
+        paper = PAPER_TRAINING[model]
+        options["model"] = model
+        options["dataset"] = paper["dataset"]
+        for key in ("iterations", "lr"):
+            if options[key] is None:
+                options[key] = paper[key]
+    elif options["model"] is not None and options["model"] != PRESETS[args.preset]["model"]:
+        options["dataset"] = PAPER_TRAINING[options["model"]]["dataset"]
+    config = IMPConfig.from_options(preset=args.preset, **options)
+    if args.target_percent is not None and args.rounds is None:  # a target alone: as many rounds as it needs
+        config = dataclasses.replace(config, rounds=None)
+    return config.validate()
+
+
+def load_data(dataset: str, data_dir: str | None) -> Any:
+    """The data set for the run (a function of its own so that tests can substitute a small one)."""
+    from minilottery.data import load_cifar10, load_mnist
+
+    return (load_mnist if dataset == "mnist" else load_cifar10)(data_dir)
+
+
+def _print_round(rnd: RoundResult) -> None:
+    parts = [f"{arm} {100 * r['test_accuracy_at_early_stop']:.2f}% (stop {r['early_stop_iteration']})"
+             for arm, r in rnd.info["arms"].items()]
+    print(f"round {rnd.index}: {rnd.percent_remaining:.1f}% of weights remain; test accuracy at early stop: "
+          + ", ".join(parts), flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs (or continues) the experiment, prints the table and draws the figures; returns the exit code."""
+    from minilottery.data import DataError
+
+    config = config_from_args(args)  # bad options fail before any data is loaded or DIR is touched
+    device = backend.use(args.device).name if args.device else backend.default_device()
+    try:
+        data = load_data(config.dataset, args.data_dir)
+    except DataError as exc:
+        print(f"minilottery imp: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"IMP: {config.model} on {config.dataset}, {config.train.iterations} iterations per training, "
+          f"reset {config.reset}, arms {', '.join(config.arms)}, device {device}; writing {args.out}", flush=True)
+    result = run_imp(config, data, out_dir=args.out, device=device, progress=not args.no_progress,
+                     on_round=_print_round, overwrite=args.overwrite)
+    print()
+    try:
+        from minilottery.commands.report import format_table
+    except ImportError:
+        format_table = None
+    print(format_table(result.summary()) if format_table else _simple_table(result.summary()))
+    try:
+        from minilottery.plots import plot_run
+    except ImportError as exc:  # only a missing plots module is tolerated; its own import errors are not
+        if exc.name != "minilottery.plots":
+            raise
+        return 0
+    paths = plot_run(args.out)
+    print("figures:")
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def _simple_table(summary: dict) -> str:
+    """A plain table when ``minilottery report`` is not available: round, % remaining, accuracy per arm."""
+    arms = ["ticket", *summary["config"].get("controls", [])]
+    lines = ["round  weights %  " + "  ".join(f"{arm + ' acc@stop %':>22}" for arm in arms)]
+    for r in summary["rounds"]:
+        cells = [f"{100 * r['arms'][a]['test_accuracy_at_early_stop']:22.2f}" if a in r["arms"] else f"{'-':>22}"
+                 for a in arms]
+        lines.append(f"{r['round']:5d}  {r['percent_remaining']:9.1f}  " + "  ".join(cells))
+    return "\n".join(lines)
