@@ -18,6 +18,7 @@ import sys
 from typing import Any
 
 from minilottery import backend
+from minilottery.commands.report import format_table
 from minilottery.imp import CONTROLS, PRESETS, IMPConfig, RoundResult, run_imp
 from minilottery.models import MODELS, PAPER_TRAINING
 from minilottery.optim import OPTIMIZERS
@@ -126,30 +127,10 @@ def run(args: argparse.Namespace) -> int:
     result = run_imp(config, data, out_dir=args.out, device=device, progress=not args.no_progress,
                      on_round=_print_round, overwrite=args.overwrite)
     print()
-    try:
-        from minilottery.commands.report import format_table
-    except ImportError:
-        format_table = None
-    print(format_table(result.summary()) if format_table else _simple_table(result.summary()))
-    try:
-        from minilottery.plots import plot_run
-    except ImportError as exc:  # only a missing plots module is tolerated; its own import errors are not
-        if exc.name != "minilottery.plots":
-            raise
-        return 0
-    paths = plot_run(args.out)
+    print(format_table(result.summary()))
+    from minilottery.plots import plot_run  # matplotlib loads only when figures are drawn
+
     print("figures:")
-    for path in paths:
+    for path in plot_run(args.out):
         print(f"  {path}")
     return 0
-
-
-def _simple_table(summary: dict) -> str:
-    """A plain table when ``minilottery report`` is not available: round, % remaining, accuracy per arm."""
-    arms = ["ticket", *summary["config"].get("controls", [])]
-    lines = ["round  weights %  " + "  ".join(f"{arm + ' acc@stop %':>22}" for arm in arms)]
-    for r in summary["rounds"]:
-        cells = [f"{100 * r['arms'][a]['test_accuracy_at_early_stop']:22.2f}" if a in r["arms"] else f"{'-':>22}"
-                 for a in arms]
-        lines.append(f"{r['round']:5d}  {r['percent_remaining']:9.1f}  " + "  ".join(cells))
-    return "\n".join(lines)
