@@ -17,7 +17,7 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   work (ReLU, bias, loss, Adam, im2col) is not counted, so ``fraction_of_peak`` is a lower bound on the
   efficiency of the products themselves. ``first_layer_input_grad`` reports whether ``train_step`` computed
   that unneeded dx anyway (it should pass ``input_grad=False`` to ``Sequential.backward``).
-* ``eval_images_per_s``: ``model.eval()`` forward passes on batches of 1000 (``evaluate``'s default).
+* ``eval_images_per_s``: ``model.eval()`` forward passes on batches of 100 (``evaluate``'s default).
 * ``peak_memory_mb``: on the CPU, the peak of NumPy's allocations (NumPy reports them to ``tracemalloc``)
   from building the model to the end of two training steps: weights, masks, Adam state, one batch of data,
   activations and gradients. BLAS-internal buffers are not included. On the GPU, the size of CuPy's memory
@@ -90,7 +90,7 @@ class BenchConfig:
     repeats: int = 20
     warmup: int = 5
     batch_size: int = 60
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 100
     eval_repeats: int = 3
     peak_size: int | None = None
     peak_repeats: int = 5

@@ -72,7 +72,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     eval_every: int = 100
     seed: int = 0
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 100
 
     def validate(self) -> "TrainConfig":
         """Checks every field; raises ValueError naming the command-line option. Returns self."""
@@ -156,7 +156,7 @@ def train_step(model: Sequential, optimizer: Any, x: Any, y: Any) -> Any:
     return loss
 
 
-def evaluate(model: Sequential, x: Any, y: Any, batch_size: int = 1000) -> tuple[float, float]:
+def evaluate(model: Sequential, x: Any, y: Any, batch_size: int = 100) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on (x, y), in batches, on the model's device.
 
     Args:

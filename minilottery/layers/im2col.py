@@ -25,12 +25,13 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
+def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0, out: Any = None) -> Any:
     """Unfolds receptive fields into rows.
 
     Args:
         x: (N, C, H, W) input (any memory layout; channels-last memory is fastest).
         kh, kw: kernel height and width; stride, padding: as in ``Conv2d``.
+        out: optional (N*OH*OW, KH*KW*C) contiguous buffer to write into (reused across steps by ``Conv2d``).
 
     Returns:
         cols: (N*OH*OW, KH*KW*C), each row one receptive field, in ``x``'s dtype.
@@ -41,20 +42,25 @@ def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
     x = x.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C), a view
     if padding:
         x = xp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    cols = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    if out is None:
+        out = xp.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
+    cols = out.reshape(n, oh, ow, kh, kw, c)  # (N*OH*OW, KH*KW*C) -> (N, OH, OW, KH, KW, C), a view
     for i in range(kh):
         for j in range(kw):
             # (N, OH, OW, C): the input pixel under kernel offset (i, j) for every output pixel
             cols[:, :, :, i, j, :] = x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
-    return cols.reshape(n * oh * ow, kh * kw * c)  # (N, OH, OW, KH, KW, C) -> (N*OH*OW, KH*KW*C)
+    return out
 
 
-def col2im(cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1, padding: int = 0) -> Any:
+def col2im(
+    cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, stride: int = 1, padding: int = 0, out: Any = None
+) -> Any:
     """Folds rows back onto the image, summing where receptive fields overlap (the adjoint of ``im2col``).
 
     Args:
         cols: (N*OH*OW, KH*KW*C), e.g. the gradient w.r.t. ``im2col``'s output.
         x_shape: (N, C, H, W) of the original, unpadded input.
+        out: optional (N, H + 2*padding, W + 2*padding, C) buffer for the padded image (it is zeroed here).
 
     Returns:
         (N, C, H, W) array in ``cols``' dtype (an NCHW view of channels-last memory).
@@ -63,7 +69,11 @@ def col2im(cols: Any, x_shape: tuple[int, int, int, int], kh: int, kw: int, stri
     n, c, h, w = x_shape
     oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
     cols = cols.reshape(n, oh, ow, kh, kw, c)  # (N*OH*OW, KH*KW*C) -> (N, OH, OW, KH, KW, C)
-    img = xp.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)  # (N, H, W, C), padded
+    if out is None:
+        img = xp.zeros((n, h + 2 * padding, w + 2 * padding, c), dtype=cols.dtype)  # (N, H, W, C), padded
+    else:
+        img = out
+        img.fill(0)
     for i in range(kh):
         for j in range(kw):
             # add back onto the pixels this kernel offset read; overlapping windows accumulate

@@ -47,20 +47,27 @@ class MaxPool2d(Layer):
         for k, (rows, cols) in self._windows(h, w):
             window = x[:, :, rows, cols]  # (N, C, OH, OW): the k-th element of every pooling window
             if out is None:
-                out = window.copy()
-                argmax = xp.zeros(window.shape, dtype=xp.int8 if self.kh * self.kw < 128 else xp.int32)
+                out = window.copy(order="K")  # keeps x's memory layout (channels-last after a Conv2d)
+                argmax = xp.zeros_like(out, dtype=xp.int8 if self.kh * self.kw < 128 else xp.int32)
             else:
-                better = window > out  # strict, so the first maximum wins a tie
-                argmax[better] = k
-                out = xp.maximum(out, window)
-        self._cache = (x.shape, x.dtype, argmax)
+                better = window > out  # strict ">": the first maximum wins a tie
+                argmax += better * (k - argmax)  # argmax = k where better (arithmetic beats masked writes)
+                xp.maximum(out, window, out=out)
+        # dx takes x's memory layout too, so element-wise layers below never mix layouts (slow strided loops)
+        channels_last = x.strides[1] < x.strides[3]
+        self._cache = (x.shape, channels_last, argmax)
         return out
 
     def backward(self, dout: Any) -> Any:
-        x_shape, dtype, argmax = self._cache
+        (n, c, h, w), channels_last, argmax = self._cache
         xp = get_array_module(dout)
-        dx = xp.zeros(x_shape, dtype=dout.dtype)
-        for k, (rows, cols) in self._windows(*x_shape[2:]):
+        if channels_last:
+            dx = xp.zeros((n, h, w, c), dtype=dout.dtype).transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
+            # dout usually arrives NCHW (from Flatten); one copy of this small array to channels-last memory
+            dout = xp.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+        else:
+            dx = xp.zeros((n, c, h, w), dtype=dout.dtype)
+        for k, (rows, cols) in self._windows(h, w):
             # overlapping windows (stride < kernel) may route several gradients to one pixel: accumulate
             dx[:, :, rows, cols] += dout * (argmax == k)
         return dx

@@ -67,13 +67,14 @@ class Adam(Optimizer):
             m *= beta1
             d *= 1.0 - beta1
             m += d
-            # p -= step_size * m / denom, with bias corrections as Python floats (float32 stays float32)
-            step_size = self.lr / (1.0 - beta1**t)
+            # p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with c1 = 1 - beta1**t, c2 = 1 - beta2**t, computed
+            # as (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): the same value, one pass fewer. The
+            # factors are Python floats, so float32 stays float32.
+            root_c2 = math.sqrt(1.0 - beta2**t)
             xp.sqrt(v, out=tmp)
-            tmp *= 1.0 / math.sqrt(1.0 - beta2**t)
-            tmp += self.eps  # tmp = denom
+            tmp += self.eps * root_c2  # tmp = denominator
             xp.divide(m, tmp, out=tmp)
-            tmp *= step_size
+            tmp *= self.lr * root_c2 / (1.0 - beta1**t)
             param -= tmp
             if mask is not None:
                 param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step

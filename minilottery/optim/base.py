@@ -97,11 +97,14 @@ class Optimizer:
         Weight decay is L2 added to the gradient (PyTorch's ``weight_decay``), applied before the mask, so a
         pruned weight is neither decayed nor gains momentum: its ``d`` is exactly 0.
         """
+        # backward already masks dW, but the optimizer does not rely on it (nor on weight decay)
         if weight_decay:
             xp.multiply(param, weight_decay, out=out)
             out += grad
+            if mask is not None:
+                out *= mask
+        elif mask is not None:
+            xp.multiply(grad, mask, out=out)
         else:
             xp.copyto(out, grad)
-        if mask is not None:
-            out *= mask  # backward already masks dW, but the optimizer does not rely on it (nor on weight decay)
         return out
