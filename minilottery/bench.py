@@ -170,7 +170,8 @@ def measure_peak_gflops(device: str, size: int | None = None, repeats: int = 5) 
     return 2.0 * size**3 / seconds / 1e9, size
 
 
-def _best_time(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1) -> float:
+def _times(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1) -> list[float]:
+    """Seconds of ``repeats`` calls of ``fn`` after ``warmup`` calls, the device synchronised around each."""
     for _ in range(warmup):
         fn()
     times = []
@@ -180,20 +181,15 @@ def _best_time(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1
         fn()
         backend.synchronize(device)
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def _best_time(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1) -> float:
+    return min(_times(fn, device, repeats, warmup))
 
 
 def _median_time(fn: Callable[[], Any], device: str, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        backend.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        backend.synchronize(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_times(fn, device, repeats, warmup))
 
 
 # -- FLOPs -----------------------------------------------------------------------------------------------

@@ -18,7 +18,6 @@ Where the time goes, and how this loop keeps it on the device:
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import time
@@ -33,6 +32,7 @@ from minilottery.backend import device_of, get_array_module, get_backend, to_dev
 from minilottery.layers import Sequential
 from minilottery.loss import softmax_cross_entropy
 from minilottery.optim import OPTIMIZERS, make_optimizer
+from minilottery.runs import atomic_write_json
 
 
 class NonFiniteLossError(RuntimeError):
@@ -286,20 +286,10 @@ def save_metrics(result: Any, path: str | os.PathLike[str], **extra: Any) -> Pat
     interrupted never leaves half a file behind. Dataclasses in ``extra`` (e.g. the TrainConfig) are turned
     into dicts. Returns the path written.
     """
-    path = Path(path)
     content = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     for key, value in extra.items():
         content[key] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(content, f, indent=2, default=_json_default)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_write_json(path, content)
 
 
 # -- helpers -------------------------------------------------------------------------------------------
@@ -307,16 +297,6 @@ def save_metrics(result: Any, path: str | os.PathLike[str], **extra: Any) -> Pat
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def _model_device(model: Sequential) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minilottery.backend import get_array_module
 from minilottery.optim.base import Optimizer, check_real
 
 
@@ -45,16 +44,8 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
-        params, grads, masks = self.model.parameters(), self.model.gradients(), self.model.masks()
         beta1, beta2 = self.betas
-        for name, param in params.items():
-            grad = grads.get(name)
-            if grad is None:  # no backward has reached this parameter yet
-                continue
-            xp = get_array_module(param)
-            mask = masks.get(name)
-            d, tmp = self._scratch_for(name, param, 2)
-            self._masked_gradient(xp, d, grad, param, self.weight_decay, mask)
+        for name, param, (d, tmp), mask, xp in self._updates(scratch=2):
             state = self._state_for(name, param, ("m", "v"))
             t = state["step"] = state.get("step", 0) + 1  # a Python int: no device sync
             m, v = state["m"], state["v"]

@@ -67,6 +67,20 @@ class Optimizer:
 
     # -- helpers for subclasses ---------------------------------------------------------------------------
 
+    def _updates(self, scratch: int):
+        """Yields ``(name, param, d, mask, xp)`` for every parameter with a gradient, where ``d`` (a scratch
+        array) already holds the masked, weight-decayed gradient ``(grad + weight_decay * param) * mask``."""
+        params, grads, masks = self.model.parameters(), self.model.gradients(), self.model.masks()
+        for name, param in params.items():
+            grad = grads.get(name)
+            if grad is None:  # no backward has reached this parameter yet
+                continue
+            xp = get_array_module(param)
+            mask = masks.get(name)
+            work = self._scratch_for(name, param, scratch)
+            self._masked_gradient(xp, work[0], grad, param, self.weight_decay, mask)
+            yield name, param, work, mask, xp
+
     def _scratch_for(self, name: str, param: Any, count: int) -> tuple[Any, ...]:
         """``count`` work arrays shaped like ``param``, on its device, made on first use."""
         scratch = self._scratch.get(name)

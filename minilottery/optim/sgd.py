@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from minilottery.backend import get_array_module
 from minilottery.optim.base import Optimizer, check_real
 
 
@@ -44,16 +43,8 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
-        params, grads, masks = self.model.parameters(), self.model.gradients(), self.model.masks()
         lr, mu = self.lr, self.momentum
-        for name, param in params.items():
-            grad = grads.get(name)
-            if grad is None:  # no backward has reached this parameter yet
-                continue
-            xp = get_array_module(param)
-            mask = masks.get(name)
-            (d,) = self._scratch_for(name, param, 1)
-            self._masked_gradient(xp, d, grad, param, self.weight_decay, mask)
+        for name, param, (d,), mask, xp in self._updates(scratch=1):
             if mu:
                 buf = self._state_for(name, param, ("momentum_buffer",))["momentum_buffer"]
                 buf *= mu
