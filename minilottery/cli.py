@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # a command not built yet
         module.register(subparsers)
+    for command in subparsers.choices.values():  # descriptions come from docstrings: drop reST's ``quotes``
+        command.description = (command.description or "").replace("``", "")
     return parser
 
 

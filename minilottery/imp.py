@@ -450,6 +450,7 @@ class _RunDir:
             raise ValueError(f"--out {self.path} is a file; give a folder (new or holding this run)")
         own = runs.run_file_paths(self.path) if self.path.is_dir() else []
         config_file = self.path / "config.json"
+        diffs = ["no config.json"] if own else []
         if config_file.is_file():
             try:
                 old = runs.read_json(config_file)
@@ -462,8 +463,9 @@ class _RunDir:
         elif own and not overwrite:
             raise ValueError(f"{self.path} holds IMP run files but no config.json; use --overwrite to replace them "
                              f"or choose another --out")
-        # From here on DIR is ours to change.
-        if overwrite:
+        # From here on DIR is ours to change. --overwrite replaces only a run of another config: the same
+        # config is this run, which continues.
+        if overwrite and diffs:
             runs.remove_paths(own)
         runs.atomic_write_json(config_file, self.record)
         self.done = runs.completed_rounds(self.path)

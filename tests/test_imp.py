@@ -220,6 +220,17 @@ def test_a_different_config_is_refused_and_nothing_destroyed(data, tmp_path):
     assert runs.load_summary(out)["rounds"] == [r.info for r in result.rounds]
 
 
+def test_overwrite_with_the_same_config_continues_the_run(data, tmp_path):
+    out = tmp_path / "run"
+    run_imp(config(rounds=1), data, out_dir=out, progress=False, on_round=None)
+    marker = out / "round_001" / "round.json"
+    written = marker.stat().st_mtime_ns
+    seen = []
+    run_imp(config(rounds=1), data, out_dir=out, progress=False, overwrite=True, on_round=seen.append)
+    assert [r.index for r in seen] == [0, 1]
+    assert marker.stat().st_mtime_ns == written  # the finished rounds were read back, not trained again
+
+
 @pytest.mark.parametrize("options, option", [
     (dict(prune_rate=0.0), "--prune-rate"), (dict(prune_rate=1.0), "--prune-rate"),
     (dict(output_rate=-0.1), "--output-rate"), (dict(reset="rewind:13"), "--reset rewind:13"),

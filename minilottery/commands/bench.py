@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help=f"untimed training steps first (default: {defaults.warmup})")
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch (default: 60)")
     parser.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size,
-                        help="evaluation batch (default: 1000)")
+                        help=f"evaluation batch (default: {BenchConfig.eval_batch_size})")
     parser.add_argument("--peak-size", type=int, default=None,
                         help="side of the square matmul that measures the peak (default: 2048 on cpu, 4096 on gpu)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")

@@ -19,7 +19,7 @@ from typing import Any
 
 from minilottery import backend
 from minilottery.commands.report import format_table
-from minilottery.imp import CONTROLS, PRESETS, IMPConfig, RoundResult, run_imp
+from minilottery.imp import CONTROLS, DATASETS, PRESETS, IMPConfig, RoundResult, run_imp
 from minilottery.models import MODELS, PAPER_TRAINING
 from minilottery.optim import OPTIMIZERS
 
@@ -31,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a preset experiment (explicit options override it)")
     parser.add_argument("--model", choices=MODELS, default=None, help="network (default: lenet_300_100)")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="data set (default: mnist for lenet_300_100, cifar10 for the conv nets)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="pruning rounds after the dense round 0 (default: 12; with --target-percent: at most)")
     parser.add_argument("--target-percent", type=float, default=None, metavar="X",
@@ -91,6 +93,8 @@ def config_from_args(args: argparse.Namespace) -> IMPConfig:
                 options[key] = paper[key]
     elif options["model"] is not None and options["model"] != PRESETS[args.preset]["model"]:
         options["dataset"] = PAPER_TRAINING[options["model"]]["dataset"]
+    if args.dataset is not None:
+        options["dataset"] = args.dataset
     config = IMPConfig.from_options(preset=args.preset, **options)
     if args.target_percent is not None and args.rounds is None:  # a target alone: as many rounds as it needs
         config = dataclasses.replace(config, rounds=None)
