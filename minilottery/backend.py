@@ -200,32 +200,6 @@ def synchronize(device: str | None = None) -> None:
     get_backend(device).synchronize()
 
 
-def copy_all(pairs: list[tuple[Any, Any]]) -> None:
-    """``dst[...] = src`` for every ``(dst, src)`` pair; the destinations must not overlap.
-
-    On the CPU the copies run on a small thread pool, one per core (NumPy releases the GIL while it copies),
-    because a single core cannot saturate memory bandwidth; im2col is such a batch of copies. Device backends
-    just queue them, in order.
-    """
-    if not pairs or _backend_of(pairs[0][0]) is not None:
-        for dst, src in pairs:
-            dst[...] = src
-        return
-    list(_copy_pool().map(lambda pair: pair[0].__setitem__(Ellipsis, pair[1]), pairs))
-
-
-_pool = None
-
-
-def _copy_pool():
-    global _pool
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="minilottery-copy")
-    return _pool
-
-
 def scatter_add(a: Any, indices: Any, values: Any) -> None:
     """``a[indices] += values`` with repeated indices accumulated, in place, on ``a``'s device."""
     backend = _backend_of(a) or _backends["cpu"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minilottery.backend import copy_all, get_array_module
+from minilottery.backend import get_array_module
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -45,12 +45,10 @@ def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0, out: Any
     if out is None:
         out = xp.empty((n * oh * ow, kh * kw * c), dtype=x.dtype)
     cols = out.reshape(n, oh, ow, kh, kw, c)  # (N*OH*OW, KH*KW*C) -> (N, OH, OW, KH, KW, C), a view
-    # one copy per kernel offset (i, j): (N, OH, OW, C), the input pixel under that offset for every output pixel
-    copy_all([
-        (cols[:, :, :, i, j, :], x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :])
-        for i in range(kh)
-        for j in range(kw)
-    ])
+    for i in range(kh):
+        for j in range(kw):
+            # (N, OH, OW, C): the input pixel under kernel offset (i, j) for every output pixel
+            cols[:, :, :, i, j, :] = x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
     return out
 
 
