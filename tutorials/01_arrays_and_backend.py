@@ -5,8 +5,8 @@ on the CPU and CuPy on the GPU; how data moves between host and device (explicit
 we train in float32 but check gradients in float64.
 
 Run (from the repository root, after `pip install -e .`):
-    python tutorials/01_arrays_and_backend.py            # about 5 s on a laptop CPU
-    python tutorials/01_arrays_and_backend.py --quick    # about 2 s
+    python tutorials/01_arrays_and_backend.py            # about 2 s on a 2-core laptop CPU
+    python tutorials/01_arrays_and_backend.py --quick    # about 1 s
     python tutorials/01_arrays_and_backend.py --device gpu   # needs `pip install "minilottery[gpu]"`
 
 Prints: which module `get_array_module` picks, a softmax computed by the same function on host and device,

@@ -5,7 +5,7 @@ central finite differences in vector-Jacobian form, the way every layer in minil
 backward pass on purpose and watch the check catch it. Finally, a pruning mask: a masked weight's gradient is 0.
 
 Run (from the repository root, after `pip install -e .`):
-    python tutorials/02_dense_layer_by_hand.py           # about 2 s on a laptop CPU
+    python tutorials/02_dense_layer_by_hand.py           # about 1 s on a 2-core laptop CPU
     python tutorials/02_dense_layer_by_hand.py --quick   # the same: it is already small
 
 Prints: the shapes at every step, the analytic and numerical gradients side by side, their relative errors

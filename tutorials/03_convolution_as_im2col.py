@@ -5,7 +5,7 @@ input into one row of a matrix; multiplying by the flattened kernels gives every
 adjoint, `col2im`, adds rows back onto the pixels they came from, and that is exactly the backward pass.
 
 Run (from the repository root, after `pip install -e .`):
-    python tutorials/03_convolution_as_im2col.py           # about 3 s on a laptop CPU
+    python tutorials/03_convolution_as_im2col.py           # about 1 s on a 2-core laptop CPU
     python tutorials/03_convolution_as_im2col.py --quick   # the same: it is already small
 
 Prints: a 4×4 image, its im2col matrix for a 2×2 kernel, the convolution as a product, the same numbers from
