@@ -294,32 +294,29 @@ def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
 
 def plot_accuracy_vs_weights(summary: dict) -> Figure:
     """Test accuracy at early stop (%) vs percent of weights remaining, one line per arm (Figure 4 style)."""
-    fig, (ax,) = _new_figure()
-    with matplotlib.rc_context(RC):
-        percents = _arm_lines(ax, summary, "test_accuracy_at_early_stop", 100.0)
-        dense = dense_value(summary, "test_accuracy_at_early_stop")
-        if dense is not None:
-            ax.axhline(100.0 * dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
-        _percent_x_axis(ax, percents or [100.0])
-        ax.set_ylabel("test accuracy at early stop (%)")
-        ax.set_title(_title(summary, "Accuracy as the network is pruned"))
-        ax.legend(loc="best")
-        _style_axes(ax)
-    return fig
+    return _metric_vs_weights(summary, "test_accuracy_at_early_stop", 100.0, "test accuracy at early stop (%)",
+                              "Accuracy as the network is pruned")
 
 
 def plot_early_stop_vs_weights(summary: dict) -> Figure:
     """Early-stop iteration (minimum validation loss) vs percent of weights remaining, one line per arm."""
+    fig = _metric_vs_weights(summary, "early_stop_iteration", 1.0, "early-stop iteration\n(min. validation loss)",
+                             "How fast the network learns")
+    fig.axes[0].set_ylim(bottom=0)
+    return fig
+
+
+def _metric_vs_weights(summary: dict, key: str, scale: float, ylabel: str, title: str) -> Figure:
+    """One line per arm of ``key`` (times ``scale``) vs % of weights remaining, the dense value dashed."""
     fig, (ax,) = _new_figure()
     with matplotlib.rc_context(RC):
-        percents = _arm_lines(ax, summary, "early_stop_iteration", 1.0)
-        dense = dense_value(summary, "early_stop_iteration")
+        percents = _arm_lines(ax, summary, key, scale)
+        dense = dense_value(summary, key)
         if dense is not None:
-            ax.axhline(dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
+            ax.axhline(scale * dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
         _percent_x_axis(ax, percents or [100.0])
-        ax.set_ylabel("early-stop iteration\n(min. validation loss)")
-        ax.set_ylim(bottom=0)
-        ax.set_title(_title(summary, "How fast the network learns"))
+        ax.set_ylabel(ylabel)
+        ax.set_title(_title(summary, title))
         ax.legend(loc="best")
         _style_axes(ax)
     return fig
