@@ -16,7 +16,7 @@ from minilottery.backend import DeviceError
 from minilottery.data import DataError
 
 # Order here is the order of ``minilottery --help``.
-COMMANDS = ["demo", "train", "imp", "report", "plot", "data", "bench"]
+COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "data", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"minilottery.commands.{name}")
+            module = importlib.import_module(f"minilottery.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"minilottery.commands.{name}":
+            if exc.name != f"minilottery.commands.{name.replace('-', '_')}":
                 raise
             continue  # a command not built yet
         module.register(subparsers)

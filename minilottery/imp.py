@@ -369,18 +369,29 @@ def _next_masks(config: IMPConfig, rates: dict[str, float], rounds: list[RoundRe
 
 def _finished(config: IMPConfig, rounds: list[RoundResult]) -> bool:
     """Stop after one-shot's single pruning round, after ``config.rounds`` rounds, or at the target."""
-    last = rounds[-1]
-    if config.one_shot:
-        return last.index >= 1
-    if config.rounds is not None and last.index >= config.rounds:
-        return True
-    if config.target_percent is not None and last.percent_remaining <= config.target_percent:
-        return True
-    if len(rounds) >= 2 and last.info["remaining"] == rounds[-2].info["remaining"]:
+    infos = [r.info for r in rounds]
+    if _stuck(infos) and not _reached_end(config, infos[-1]):
+        last = rounds[-1]
         warnings.warn(f"round {last.index} pruned no weight (too few remain for --prune-rate "
                       f"{config.prune_rate}); stopping at {last.percent_remaining:.2f}% remaining", stacklevel=3)
-        return True
-    return False
+    return is_complete(config, infos)
+
+
+def is_complete(config: IMPConfig, rounds: list[dict[str, Any]]) -> bool:
+    """Whether a run with these completed rounds (their round.json contents, in order) has finished."""
+    return bool(rounds) and (_reached_end(config, rounds[-1]) or _stuck(rounds))
+
+
+def _reached_end(config: IMPConfig, last: dict[str, Any]) -> bool:
+    if config.one_shot:
+        return last["round"] >= 1
+    return (config.rounds is not None and last["round"] >= config.rounds) or \
+        (config.target_percent is not None and last["percent_remaining"] <= config.target_percent)
+
+
+def _stuck(rounds: list[dict[str, Any]]) -> bool:
+    """The last round pruned no weight (too few remain): going on would repeat it forever."""
+    return len(rounds) >= 2 and rounds[-1]["remaining"] == rounds[-2]["remaining"]
 
 
 def _check_data(data: Any, config: IMPConfig) -> None:
@@ -434,6 +445,52 @@ def _is_number(value: Any) -> bool:
 # -- the run directory --------------------------------------------------------------------------------
 
 
+def run_record(config: IMPConfig, data: Any) -> dict[str, Any]:
+    """DIR/config.json's content: the config and the data set's name and split sizes."""
+    return {**config.to_dict(), "data": _describe(data, config.dataset)}
+
+
+def run_status(path: str | Path, config: IMPConfig, data: Any, overwrite: bool = False) -> str:
+    """What ``run_imp(config, data, out_dir=path)`` would find there, without changing anything.
+
+    Returns:
+        "new" (nothing of a run there yet, or one that ``overwrite`` will replace), "partial" (this run,
+        interrupted: it will continue) or "complete" (this run, finished: it only reloads).
+
+    Raises:
+        ValueError: ``path`` is a file, or holds a run of another config (and ``overwrite`` is False).
+    """
+    path = Path(path)
+    record = run_record(config.validate(), data)
+    if _check_run_dir(path, record, overwrite) or not (path / "config.json").is_file():
+        return "new"
+    done = runs.completed_rounds(path)
+    return "complete" if is_complete(config, done) else "partial" if done else "new"
+
+
+def _check_run_dir(path: Path, record: dict[str, Any], overwrite: bool) -> list[str]:
+    """Raises ValueError unless DIR is new, holds this run, or ``overwrite`` allows replacing it; returns how
+    the run there differs from ``record`` (empty: the same run, or nothing there)."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; give a folder (new or holding this run)")
+    own = runs.run_file_paths(path) if path.is_dir() else []
+    config_file = path / "config.json"
+    diffs = ["no config.json"] if own else []
+    if config_file.is_file():
+        try:
+            old = runs.read_json(config_file)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            old = {}
+        diffs = _differences(old, record)
+        if diffs and not overwrite:
+            raise ValueError(f"{path} was made with a different config (differs in: {', '.join(diffs)}); "
+                             f"use --overwrite to replace it or choose another --out")
+    elif own and not overwrite:
+        raise ValueError(f"{path} holds IMP run files but no config.json; use --overwrite to replace them "
+                         f"or choose another --out")
+    return diffs
+
+
 class _RunDir:
     """DIR of one run (see ``runs.py``): checks it against the config, then reads and writes rounds.
 
@@ -445,29 +502,14 @@ class _RunDir:
     def __init__(self, path: str | Path, config: IMPConfig, data: Any, overwrite: bool) -> None:
         self.path = Path(path)
         self.config = config
-        self.record = {**config.to_dict(), "data": _describe(data, config.dataset)}
-        if self.path.exists() and not self.path.is_dir():
-            raise ValueError(f"--out {self.path} is a file; give a folder (new or holding this run)")
+        self.record = run_record(config, data)
+        diffs = _check_run_dir(self.path, self.record, overwrite)
         own = runs.run_file_paths(self.path) if self.path.is_dir() else []
-        config_file = self.path / "config.json"
-        diffs = ["no config.json"] if own else []
-        if config_file.is_file():
-            try:
-                old = runs.read_json(config_file)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                old = {}
-            diffs = _differences(old, self.record)
-            if diffs and not overwrite:
-                raise ValueError(f"{self.path} was made with a different config (differs in: {', '.join(diffs)}); "
-                                 f"use --overwrite to replace it or choose another --out")
-        elif own and not overwrite:
-            raise ValueError(f"{self.path} holds IMP run files but no config.json; use --overwrite to replace them "
-                             f"or choose another --out")
         # From here on DIR is ours to change. --overwrite replaces only a run of another config: the same
         # config is this run, which continues.
         if overwrite and diffs:
             runs.remove_paths(own)
-        runs.atomic_write_json(config_file, self.record)
+        runs.atomic_write_json(self.path / "config.json", self.record)
         self.done = runs.completed_rounds(self.path)
         stale = [p for p in runs.round_dirs(self.path) if int(p.name[6:]) >= len(self.done)]
         stale += [p for p in self.path.glob(f".*{runs.TMP_SUFFIX}") if p.is_file()]
@@ -544,4 +586,5 @@ def _show(value: Any) -> str:
     return "(none)" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
-__all__ = ["CONTROLS", "PRESETS", "IMPConfig", "ArmResult", "RoundResult", "IMPResult", "run_imp"]
+__all__ = ["CONTROLS", "PRESETS", "IMPConfig", "ArmResult", "RoundResult", "IMPResult", "run_imp", "run_status",
+           "run_record", "is_complete"]

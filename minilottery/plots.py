@@ -11,6 +11,10 @@
                               first prunable layer is Dense with 784 inputs).
 - ``layer_percent_by_round``  percent of weights remaining in each layer, round by round.
 
+A ``minilottery trials`` folder is drawn the same way from its aggregate: each point is the mean over the trials
+with error bars from the minimum to the maximum (as the paper draws its five trials), the dense network's range
+is a grey band, learning curves are means with the min-max range shaded, and the mask is the first trial's.
+
 Every ``plot_*`` function takes already-loaded data (the summary dict of ``load_summary``, histories, masks) and
 returns a ``matplotlib.figure.Figure``, so a tutorial can call it on its own and show or save the result.
 Figures are built with ``Figure()`` rather than ``pyplot``: no backend is selected and no global figure list
@@ -130,12 +134,48 @@ def load_summary(run_dir: str | Path) -> dict:
     return _assemble_summary(run_dir)
 
 
+def trial_run_dirs(run_dir: str | Path) -> list[Path]:
+    """The run directories behind ``run_dir``: its trials' folders (``minilottery trials``), else itself."""
+    run_dir = Path(run_dir)
+    trials_file = run_dir / "trials.json"
+    if not trials_file.is_file():
+        return [run_dir]
+    seeds = json.loads(trials_file.read_text())["seeds"]
+    return [run_dir / f"seed_{seed}" for seed in seeds if (run_dir / f"seed_{seed}").is_dir()]
+
+
 def load_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
     """``{round: {arm: history}}`` from DIR/round_XXX/<arm>/metrics.json (arms without metrics are left out).
 
     A history is ``{"iteration": [...], "test_accuracy": [...], ...}`` as ``TrainResult.to_dict()`` writes it;
-    accuracies are fractions in [0, 1].
+    accuracies are fractions in [0, 1]. For a trials folder, each history is the mean over the trials that
+    have it, with ``test_accuracy_min`` and ``test_accuracy_max`` beside ``test_accuracy`` (the paper's
+    error bars; the trials share the evaluation iterations, since they share the config).
     """
+    sources = trial_run_dirs(run_dir)
+    if sources != [Path(run_dir)]:
+        return _mean_histories([_run_histories(path, rounds, arms) for path in sources])
+    return _run_histories(run_dir, rounds, arms)
+
+
+def _mean_histories(per_trial: list[dict[int, dict[str, dict]]]) -> dict[int, dict[str, dict]]:
+    """The mean, min and max test accuracy per evaluation over trials (only evaluations all of them reached)."""
+    merged: dict[int, dict[str, dict]] = {}
+    for number in sorted({n for h in per_trial for n in h}):
+        for arm in sorted({a for h in per_trial for a in h.get(number, {})}):
+            found = [h[number][arm] for h in per_trial if arm in h.get(number, {})]
+            length = min(len(f["iteration"]) for f in found)
+            acc = np.array([f["test_accuracy"][:length] for f in found], dtype=float)  # (trials, evaluations)
+            merged.setdefault(number, {})[arm] = {
+                "iteration": found[0]["iteration"][:length],
+                "test_accuracy": acc.mean(axis=0).tolist(),
+                "test_accuracy_min": acc.min(axis=0).tolist(),
+                "test_accuracy_max": acc.max(axis=0).tolist(),
+            }
+    return merged
+
+
+def _run_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
     histories: dict[int, dict[str, dict]] = {}
     for number, path in round_dirs(run_dir).items():
         if rounds is not None and number not in rounds:
@@ -159,9 +199,10 @@ def first_layer_name(summary: dict) -> str | None:
 
 
 def load_masks(run_dir: str | Path, name: str, rounds=None) -> dict[int, np.ndarray]:
-    """``{round: mask}`` of one parameter (e.g. "1.W") from DIR/round_XXX/masks.npz, as float 0/1 host arrays."""
+    """``{round: mask}`` of one parameter (e.g. "1.W") from DIR/round_XXX/masks.npz, as float 0/1 host arrays
+    (for a trials folder: the first trial's)."""
     masks = {}
-    for number, path in round_dirs(run_dir).items():
+    for number, path in round_dirs(trial_run_dirs(run_dir)[0]).items():
         if rounds is not None and number not in rounds:
             continue
         if (path / "masks.npz").is_file():
@@ -194,6 +235,21 @@ def arm_series(summary: dict, arm: str, key: str) -> tuple[list[float], list[flo
             xs.append(float(rnd["percent_remaining"]))
             ys.append(float(value))
     return xs, ys
+
+
+def arm_spread(summary: dict, arm: str, key: str) -> tuple[list[float], list[float]] | None:
+    """``(minimum, maximum)`` over trials of ``key``, aligned with ``arm_series``; None for a single run."""
+    lows, highs = [], []
+    for rnd in summary.get("rounds", []):
+        value = rnd.get("arms", {}).get(arm, {}).get(key)
+        if value is None or not np.isfinite(value):
+            continue
+        spread = rnd.get("spread", {}).get(arm, {}).get(key)
+        if spread is None:
+            return None
+        lows.append(float(spread["min"]))
+        highs.append(float(spread["max"]))
+    return lows, highs
 
 
 def dense_value(summary: dict, key: str) -> float | None:
@@ -273,7 +329,10 @@ def _percent_x_axis(ax, percents) -> None:
 
 def _title(summary: dict, what: str) -> str:
     model = summary.get("config", {}).get("model")
-    return f"{what} ({model})" if model else what
+    trials = summary.get("trials")
+    detail = ", ".join(part for part in (model, f"mean of {len(trials)} trials, min/max bars" if trials else "")
+                       if part)
+    return f"{what}\n({detail})" if trials else f"{what} ({model})" if model else what
 
 
 def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
@@ -287,7 +346,14 @@ def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
             arm,
             {"label": arm, "color": COLORS[i % len(COLORS)], "linestyle": "-.", "marker": MARKERS[i % len(MARKERS)]},
         )
-        ax.plot(xs, [y * scale for y in ys], markeredgecolor="white", markeredgewidth=0.8, **style)
+        spread = arm_spread(summary, arm, key)
+        if spread is None:
+            ax.plot(xs, [y * scale for y in ys], markeredgecolor="white", markeredgewidth=0.8, **style)
+        else:  # trials: the mean, with error bars from the minimum to the maximum, as in the paper
+            below = [scale * (y - lo) for y, lo in zip(ys, spread[0])]
+            above = [scale * (hi - y) for y, hi in zip(ys, spread[1])]
+            ax.errorbar(xs, [y * scale for y in ys], yerr=[below, above], capsize=4, elinewidth=1.3,
+                        markeredgecolor="white", markeredgewidth=0.8, **style)
         percents.extend(xs)
     return percents
 
@@ -314,6 +380,9 @@ def _metric_vs_weights(summary: dict, key: str, scale: float, ylabel: str, title
         dense = dense_value(summary, key)
         if dense is not None:
             ax.axhline(scale * dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
+            spread = arm_spread({"rounds": summary["rounds"][:1]}, "ticket", key)
+            if spread is not None and spread[0]:  # trials: the dense network's min-max band
+                ax.axhspan(scale * spread[0][0], scale * spread[1][0], color="0.35", alpha=0.12, linewidth=0)
         _percent_x_axis(ax, percents or [100.0])
         ax.set_ylabel(ylabel)
         ax.set_title(_title(summary, title))
@@ -349,6 +418,10 @@ def plot_learning_curves(summary: dict, histories: dict[int, dict[str, dict]], r
                 visible.append(acc[it >= 0.2 * it.max()])  # for the y range: skip the first steps
                 ax.plot(it, acc, color=color, linestyle=linestyle, marker=marker, markevery=max(1, len(it) // 8),
                         markeredgecolor="white", markeredgewidth=0.8)
+                if "test_accuracy_min" in history:  # trials: shade from the minimum to the maximum
+                    ax.fill_between(it, 100.0 * np.asarray(history["test_accuracy_min"], dtype=float),
+                                    100.0 * np.asarray(history["test_accuracy_max"], dtype=float),
+                                    color=color, alpha=0.15, linewidth=0)
                 dashed_drawn |= arm == "reinit"
             handles.append(Line2D([], [], color=color, marker=marker, linestyle="-", label=label))
         if dashed_drawn:

@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Adds the ``imp`` command to the CLI's subparsers."""
     parser = subparsers.add_parser("imp", help="find a winning ticket by iterative magnitude pruning",
                                    description=__doc__.split("\n\n")[0])
+    add_experiment_arguments(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of one IMP experiment (shared by ``imp`` and ``trials``)."""
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a preset experiment (explicit options override it)")
     parser.add_argument("--model", choices=MODELS, default=None, help="network (default: lenet_300_100)")
@@ -69,8 +76,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a run in DIR made with a different config (only the run's own files)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run)
-    return parser
 
 
 def config_from_args(args: argparse.Namespace) -> IMPConfig:

@@ -1,7 +1,8 @@
 """``minilottery report DIR``: the results of an IMP run as a table, one row per pruning round.
 
 For each round: the percent of weights remaining and, per arm (winning ticket, random reinit, random pruning),
-the early-stop iteration (minimum validation loss), the test accuracy there and the final test accuracy.
+the early-stop iteration (minimum validation loss), the test accuracy there and the final test accuracy. For a
+``minilottery trials`` folder each cell is the mean over the trials with [min, max] beside it.
 ``--csv`` prints the same numbers as CSV (the columns of DIR/summary.csv), ``--json`` the whole summary.
 """
 
@@ -15,10 +16,11 @@ import json
 ARM_TITLES = {"ticket": "winning ticket", "reinit": "random reinit", "random_prune": "random pruning"}
 # (column title, key in round.json's arms entry, how to show it)
 ARM_COLUMNS = (
-    ("stop iter", "early_stop_iteration", lambda v: f"{int(v):,}"),
+    ("stop iter", "early_stop_iteration", lambda v: f"{round(v):,}"),  # a mean over trials is not whole
     ("acc@stop %", "test_accuracy_at_early_stop", lambda v: f"{100.0 * v:.2f}"),
     ("final %", "final_test_accuracy", lambda v: f"{100.0 * v:.2f}"),
 )
+SPREAD_KEYS = ("early_stop_iteration", "test_accuracy_at_early_stop")  # trials: [min, max] shown for these
 CSV_KEYS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
 MISSING = "-"
 GAP = "   "  # between arm groups
@@ -55,7 +57,9 @@ def format_table(summary: dict) -> str:
         head += [title for title, _, _ in ARM_COLUMNS]
         for row, rnd in zip(rows, rounds):
             entry = rnd.get("arms", {}).get(arm, {})
-            row += [show(entry[key]) if entry.get(key) is not None else MISSING for _, key, show in ARM_COLUMNS]
+            spread = rnd.get("spread", {}).get(arm, {})  # trials: the min and max around each mean
+            row += [_cell(entry.get(key), spread.get(key) if key in SPREAD_KEYS else None, show)
+                    for _, key, show in ARM_COLUMNS]
     widths = [max(len(line[i]) for line in [head] + rows) for i in range(len(head))]
 
     def line(cells: list[str]) -> str:
@@ -76,9 +80,21 @@ def format_table(summary: dict) -> str:
     out += [line(row) for row in rows]
     if not rounds:
         out.append("(no completed round yet)")
+    if any("spread" in r for r in rounds):
+        out.append(f"mean over {len(summary.get('trials', []))} trials (seeds "
+                   f"{', '.join(str(s) for s in summary.get('trials', []))}); [min, max] in brackets")
     out.append("stop iter: early-stop iteration (minimum validation loss)")
     out.append("acc@stop: test accuracy there; final: test accuracy at the last iteration")
     return "\n".join(out)
+
+
+def _cell(value, spread, show) -> str:
+    """"98.20", or for trials "98.20 [98.05, 98.31]" (mean [min, max]); "-" where the arm did not run."""
+    if value is None:
+        return MISSING
+    if not spread:
+        return show(value)
+    return f"{show(value)} [{show(spread['min'])}, {show(spread['max'])}]"
 
 
 def format_csv(summary: dict) -> str:
@@ -102,6 +118,10 @@ def run(args: argparse.Namespace) -> int:
     summary = load_summary(args.run_dir)
     if args.json:
         print(json.dumps(summary, indent=2))
+    elif args.csv and any("spread" in r for r in summary.get("rounds", [])):  # trials: mean, min and max
+        from minilottery.trials import aggregate_csv
+
+        print(aggregate_csv(summary), end="")
     elif args.csv:
         print(format_csv(summary), end="")
     else:

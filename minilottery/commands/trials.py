@@ -1,0 +1,96 @@
+"""``minilottery trials``: K independent IMP experiments in parallel, with min/max error bars as in the paper.
+
+    minilottery trials --preset lenet-quick --trials 3 --workers 2 --out runs/lenet-quick-3   # local processes
+    minilottery trials --preset lenet-paper --trials 5 --scheduler 10.0.0.5:8786 --out /shared/runs/lenet
+
+It takes every option of ``minilottery imp``; ``--seed s`` is the first trial's seed (trials use s, s+1, ...).
+Each trial is its own run directory, OUT/seed_<s>, so running the same command again skips finished trials
+and continues interrupted ones. At the end it prints the mean [min, max] table, writes OUT/summary.json and
+OUT/summary.csv, and draws the figures with error bars into OUT/figures. ``--scheduler`` sends the trials
+to an existing Dask cluster (pip install "minilottery[dask]"); its workers must reach the data folder and OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from minilottery import backend
+from minilottery.commands import imp as imp_command
+from minilottery.commands.report import format_table
+
+DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
+                'pip install "minilottery[dask]"')
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("trials", help="run K independent IMP trials in parallel, with error bars",
+                                   description=__doc__.split("\n\n")[0])
+    imp_command.add_experiment_arguments(parser)
+    parser.add_argument("--trials", type=int, default=5, metavar="K",
+                        help="independent trials, seeds --seed .. --seed+K-1 (default: 5, as in the paper)")
+    parser.add_argument("--workers", type=int, default=None, metavar="W",
+                        help="local worker processes (default: min(K, cores); 1 runs them one by one here)")
+    parser.add_argument("--scheduler", default=None, metavar="HOST:PORT",
+                        help="run the trials on this existing Dask cluster instead of local processes")
+    parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
+                        help="BLAS threads per trial (default: cores // workers; on Dask: cores // worker threads)")
+    parser.set_defaults(func=run)
+    return parser
+
+
+@contextlib.contextmanager
+def dask_executor(address: str) -> Iterator[Any]:
+    """A ``concurrent.futures.Executor`` on the Dask cluster at ``address`` (the client closes on exit)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError(DASK_MISSING) from None
+    try:
+        client = Client(address, timeout="10s")
+    except OSError as exc:
+        raise ValueError(f"--scheduler {address}: cannot reach a Dask scheduler there ({exc})") from None
+    with client:
+        yield client.get_executor(pure=False)  # pure=False: never reuse a result by its arguments' hash
+
+
+def run(args: argparse.Namespace) -> int:
+    from minilottery.data import DataError
+    from minilottery.trials import run_trials
+
+    config = imp_command.config_from_args(args)  # bad options fail before any data is loaded or OUT is touched
+    if args.trials < 1:
+        raise ValueError(f"--trials must be a positive integer, got {args.trials}")
+    workers = args.workers if args.workers is not None else min(args.trials, os.cpu_count() or 1)
+    device = backend.use(args.device).name if args.device else backend.default_device()
+    # The workers read the data themselves: give them an absolute folder (a Dask worker's cwd is its own).
+    data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
+    loader = functools.partial(imp_command.load_data, config.dataset, data_dir)
+    where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
+        "this process" if workers == 1 else f"{workers} local processes"
+    print(f"{args.trials} IMP trials (seeds {config.seed}..{config.seed + args.trials - 1}): {config.model} on "
+          f"{config.dataset}, {config.train.iterations} iterations per training, arms {', '.join(config.arms)}, "
+          f"device {device}, on {where}; writing {args.out}", flush=True)
+    with contextlib.ExitStack() as stack:
+        executor = stack.enter_context(dask_executor(args.scheduler)) if args.scheduler else None
+        try:
+            result = run_trials(config, args.trials, args.out, loader, workers=workers, executor=executor,
+                                device=device, blas_threads=args.blas_threads, overwrite=args.overwrite,
+                                progress=not args.no_progress)
+        except (DataError, RuntimeError) as exc:  # RuntimeError: a trial failed in its worker (the cause is named)
+            print(f"minilottery trials: error: {exc}", file=sys.stderr)
+            return 1
+    print()
+    print(format_table(result.summary))
+    from minilottery.plots import plot_run  # matplotlib loads only when figures are drawn
+
+    print("figures:")
+    for path in plot_run(args.out):
+        print(f"  {path}")
+    print(f"compare with the paper: minilottery check-paper {args.out}")
+    return 0

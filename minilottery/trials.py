@@ -1,0 +1,388 @@
+"""Independent IMP trials, run in parallel, summarised as mean, minimum and maximum per round and arm.
+
+Frankle & Carbin (2019) average five trials for every point they plot and draw the minimum and maximum as
+error bars (Section 2, Figures 3 and 4): one seed can mislead, the dense network's early-stop iteration
+especially. ``run_trials`` runs K independent IMP experiments with seeds s, s+1, ..., s+K-1 (each seed sets
+θ0, the controls' draws and the data order) and aggregates them.
+
+Where the trials run. Any ``concurrent.futures.Executor`` will do; we do not write a scheduler:
+
+* ``workers=1`` (no executor): one after another in this process, with a progress bar per training;
+* ``workers=W``: a ``ProcessPoolExecutor`` of W processes. Each process limits its BLAS to
+  ``cores // W`` threads (``threadpoolctl``), so W trials do not fight over the cores;
+* ``executor=client.get_executor()`` of a Dask ``distributed.Client`` (``minilottery trials --scheduler
+  HOST:PORT``, extra ``minilottery[dask]``): an existing cluster. The workers read the data and write the
+  trial folders themselves, so the data folder and OUT must be paths every worker can reach (the same machine,
+  or a shared file system).
+
+Layout of OUT::
+
+    OUT/trials.json        the base config (its seed is the first trial's) and the seeds
+    OUT/seed_<s>/          one complete IMP run directory per trial (see ``runs.py``), resumable on its own
+    OUT/summary.json       the aggregate: per round, each arm's mean in "arms" and its min/max in "spread",
+    OUT/summary.csv        so that ``minilottery report OUT`` and ``minilottery plot OUT`` read it like one run
+    OUT/figures/           the figures with min/max error bars
+
+Running the same command again skips finished trials and continues interrupted ones after their last
+completed round; a trial is never run twice at the same time (a lock file per trial, ``OUT/.seed_<s>.lock``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import dataclasses
+import io
+import csv
+import multiprocessing
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from minilottery import runs
+from minilottery.backend import get_backend
+from minilottery.imp import IMPConfig, is_complete, run_imp, run_status
+
+TRIALS_FILE = "trials.json"
+METRICS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
+POLL_SECONDS = 1.0  # how often the progress bar counts the trials' completed rounds
+
+
+def trial_seeds(first: int, count: int) -> list[int]:
+    """The seeds of ``count`` trials starting at ``first``: s, s+1, ..., s+count-1."""
+    return list(range(first, first + count))
+
+
+def trial_dir(out_dir: str | os.PathLike[str], seed: int) -> Path:
+    """``OUT/seed_<seed>``: the run directory of one trial."""
+    return Path(out_dir) / f"seed_{seed}"
+
+
+def trial_config(config: IMPConfig, seed: int) -> IMPConfig:
+    """``config`` for the trial with this seed: the seed of θ0 and of the data order both change."""
+    return dataclasses.replace(config, seed=seed, train=dataclasses.replace(config.train, seed=seed))
+
+
+def is_trials_dir(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` holds a trials run (``OUT/trials.json``)."""
+    return (Path(path) / TRIALS_FILE).is_file()
+
+
+# -- one trial, in whichever process runs it --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """Everything a worker process needs to run one trial (picklable, so it can travel to another process).
+
+    Attributes:
+        config: ``IMPConfig.to_dict()`` of the trial (its own seed).
+        out_dir: the trial's run directory.
+        loader: a picklable callable returning the ``Dataset`` (e.g. ``functools.partial(load_mnist, DIR)``);
+            called in the worker, so the data is read where it is used rather than sent over a pipe.
+        device: "cpu" or "gpu".
+        blas_threads: BLAS threads for this trial (None: the worker's own default; inside a Dask worker
+            that runs several tasks at once, the cores divided by its task slots).
+        overwrite: replace a run of another config in ``out_dir``.
+        progress: progress bars (only sensible when the trial runs in this process).
+    """
+
+    config: dict[str, Any]
+    out_dir: str
+    loader: Callable[[], Any]
+    device: str = "cpu"
+    blas_threads: int | None = None
+    overwrite: bool = False
+    progress: bool = False
+
+
+def run_trial(task: TrialTask) -> dict[str, Any]:
+    """Runs (or continues) one trial; returns its summary (``IMPResult.summary()``)."""
+    out = Path(task.out_dir)
+    with _trial_lock(out.parent / f".{out.name}.lock"), _blas_threads(task.blas_threads):
+        config = IMPConfig.from_dict(task.config)
+        result = run_imp(config, task.loader(), out_dir=out, device=task.device, progress=task.progress,
+                         overwrite=task.overwrite)
+        return result.summary()
+
+
+@contextlib.contextmanager
+def _blas_threads(threads: int | None) -> Iterator[None]:
+    """Limits BLAS (OpenBLAS, MKL, ...) to ``threads`` threads while the trial runs."""
+    if threads is None:
+        threads = _dask_worker_share()
+    if threads is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads, user_api="blas"):
+        yield
+
+
+def _dask_worker_share() -> int | None:
+    """Inside a Dask worker: the machine's cores divided by the worker's task slots; otherwise None."""
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):  # no distributed, or not inside a Dask task
+        return None
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
+
+
+@contextlib.contextmanager
+def _trial_lock(path: Path) -> Iterator[None]:
+    """Holds an exclusive lock on ``path`` (waiting for it): one trial folder, one writer at a time.
+
+    A trial left running by a killed parent (a Dask task, say) would otherwise race the resumed one. The lock
+    is advisory (``fcntl.flock``) and is released by the kernel when its holder dies; where ``fcntl`` does
+    not exist (Windows), trials are not locked.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """Process-pool initializer: ends this worker when the process that started it dies (even by kill -9),
+    so that a resumed run never races a trial left running by the killed one."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
+    """A pool of ``workers`` fresh processes ("spawn": nothing inherited from this one but its arguments)."""
+    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_exit_with_parent, initargs=(os.getpid(),))
+
+
+# -- many trials ------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrialsResult:
+    """The trials of one run: ``summaries[seed]`` is that trial's summary; ``summary`` the aggregate."""
+
+    config: IMPConfig
+    seeds: list[int]
+    summaries: dict[int, dict[str, Any]]
+    summary: dict[str, Any]
+    out_dir: Path
+
+
+def run_trials(
+    config: IMPConfig,
+    trials: int,
+    out_dir: str | os.PathLike[str],
+    loader: Callable[[], Any],
+    *,
+    workers: int = 1,
+    executor: concurrent.futures.Executor | None = None,
+    device: str | None = None,
+    blas_threads: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    log: Callable[[str], None] | None = print,
+) -> TrialsResult:
+    """Runs ``trials`` IMP experiments with seeds ``config.seed``, +1, ... and aggregates them (see module doc).
+
+    Args:
+        config: the experiment; ``config.seed`` is the first trial's seed.
+        trials: K >= 1.
+        out_dir: OUT; created if new, continued if it holds these trials.
+        loader: picklable callable returning the data set (called here once, to fail early, and in each worker).
+        workers: processes of the local pool (1: run in this process). Ignored when ``executor`` is given.
+        executor: run the trials there instead (e.g. a Dask client's ``get_executor()``).
+        device: "cpu" or "gpu" for every trial.
+        blas_threads: BLAS threads per trial (default: all cores with ``workers=1``, else ``cores // workers``;
+            on a Dask worker, its cores divided by its task slots).
+        overwrite: replace trial folders holding a run of another config.
+        progress: a progress bar (rounds done over all trials).
+        log: where one line per finished trial goes (None: nowhere).
+
+    Raises:
+        ValueError: bad arguments, or a trial folder holding a run of another config (before anything runs).
+    """
+    config = config.validate()
+    for name, value in (("--trials", trials), ("--workers", workers)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, (int, np.integer))
+                                     or blas_threads < 1):
+        raise ValueError(f"--blas-threads must be a positive integer, got {blas_threads!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a folder (new or holding these trials)")
+    device = get_backend(device).name
+    seeds = trial_seeds(config.seed, trials)
+    data = loader()  # missing data fails here, once, rather than in every worker
+    status = {seed: run_status(trial_dir(out, seed), trial_config(config, seed), data, overwrite) for seed in seeds}
+    del data
+    runs.atomic_write_json(out / TRIALS_FILE, {"config": config.to_dict(), "seeds": seeds})
+
+    if blas_threads is None and executor is None and workers > 1:
+        blas_threads = max(1, (os.cpu_count() or 1) // workers)
+    in_process = executor is None and workers == 1
+    tasks = {seed: TrialTask(trial_config(config, seed).to_dict(), str(trial_dir(out, seed)), loader, device,
+                             blas_threads, overwrite, progress and in_process)
+             for seed in seeds if status[seed] != "complete"}
+    summaries = {seed: runs.load_summary(trial_dir(out, seed)) for seed in seeds if status[seed] == "complete"}
+    if log and summaries:
+        log(f"{len(summaries)} of {trials} trials already complete (seeds {_seed_list(summaries)}): skipped")
+
+    def finished(seed: int, summary: dict[str, Any]) -> None:
+        summaries[seed] = summary
+        if log:
+            last = summary["rounds"][-1]
+            log(f"trial seed {seed} done: {len(summary['rounds'])} rounds, down to "
+                f"{last['percent_remaining']:.1f}% of the weights")
+
+    if in_process:
+        for seed, task in tasks.items():
+            finished(seed, run_trial(task))
+    elif tasks:
+        with contextlib.ExitStack() as stack:
+            pool = executor if executor is not None else stack.enter_context(process_pool(workers))
+            _run_on(pool, tasks, finished, out, config, seeds, progress)
+    summary = aggregate([summaries[seed] for seed in seeds])
+    runs.atomic_write_json(out / "summary.json", summary)
+    runs.atomic_write_text(out / "summary.csv", aggregate_csv(summary))
+    return TrialsResult(config, seeds, {seed: summaries[seed] for seed in seeds}, summary, out)
+
+
+def _run_on(pool: concurrent.futures.Executor, tasks: dict[int, TrialTask], finished: Callable[[int, dict], None],
+            out: Path, config: IMPConfig, seeds: list[int], progress: bool) -> None:
+    """Submits every task to ``pool`` and waits, counting the trials' completed rounds on a progress bar."""
+    from tqdm.auto import tqdm
+
+    futures = {pool.submit(run_trial, task): seed for seed, task in tasks.items()}
+    per_trial = _rounds_per_trial(config)
+    bar = tqdm(total=None if per_trial is None else per_trial * len(seeds), desc=f"{len(seeds)} trials",
+               unit="round", disable=not progress, dynamic_ncols=True)
+    pending = set(futures)
+    try:
+        while pending:
+            done, pending = concurrent.futures.wait(pending, timeout=POLL_SECONDS,
+                                                    return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                seed = futures[future]
+                try:
+                    summary = future.result()
+                except Exception as exc:
+                    raise RuntimeError(f"trial seed {seed} failed: {type(exc).__name__}: {exc}") from exc
+                finished(seed, summary)
+            bar.n = sum(len(runs.completed_rounds(trial_dir(out, seed))) for seed in seeds)
+            bar.refresh()
+    finally:
+        for future in pending:  # on an error or Ctrl-C: do not start the trials still waiting
+            future.cancel()
+        bar.close()
+
+
+def _rounds_per_trial(config: IMPConfig) -> int | None:
+    """Trainings of the ticket per trial (rounds + 1), or None when a target decides when to stop."""
+    if config.one_shot:
+        return 2
+    return None if config.target_percent is not None or config.rounds is None else config.rounds + 1
+
+
+def _seed_list(summaries: dict[int, Any]) -> str:
+    return ", ".join(str(s) for s in sorted(summaries))
+
+
+# -- aggregation ------------------------------------------------------------------------------------
+
+
+def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, minimum and maximum over trials, per round and arm (the paper's points and error bars).
+
+    Args:
+        summaries: the trials' summaries (``{"config": ..., "rounds": [round.json, ...]}``), in seed order.
+
+    Returns:
+        A summary of the same shape, readable by ``report`` and ``plots``: ``config`` is the first trial's
+        with ``seed`` set to the first seed; each round has ``arms[arm][metric]`` = the mean over the trials
+        that completed that round, and ``spread[arm][metric]`` = {"min", "max"} and ``spread[arm]["n"]`` =
+        how many trials contributed. Rounds and their percent remaining come from the first trial (pruning
+        keeps exact per-layer counts, so every seed prunes to the same percents); ``trials`` lists the seeds.
+    """
+    if not summaries:
+        raise ValueError("aggregate needs at least one trial's summary")
+    seeds = [s["config"]["seed"] for s in summaries]
+    rounds = []
+    for index, first in enumerate(summaries[0]["rounds"]):
+        present = [s["rounds"][index] for s in summaries if len(s["rounds"]) > index]
+        arms, spread = {}, {}
+        for arm in first["arms"]:
+            entries = [r["arms"][arm] for r in present if arm in r["arms"]]
+            arms[arm], spread[arm] = {}, {"n": len(entries)}
+            for key in METRICS:
+                values = [float(e[key]) for e in entries if e.get(key) is not None]
+                arms[arm][key] = float(np.mean(values)) if values else None
+                spread[arm][key] = {"min": min(values), "max": max(values)} if values else None
+        rounds.append({**{k: first[k] for k in ("round", "percent_remaining", "remaining", "total", "layers")
+                          if k in first},
+                       "arms": arms, "spread": spread})
+    return {"config": summaries[0]["config"], "trials": seeds, "rounds": rounds}
+
+
+def aggregate_csv(summary: dict[str, Any]) -> str:
+    """OUT/summary.csv: per round and arm, each metric's mean, min and max (accuracies as fractions)."""
+    arms = list(dict.fromkeys(arm for r in summary["rounds"] for arm in r["arms"]))
+    header = ["round", "percent_remaining", "trials"]
+    header += [f"{arm}_{key}_{stat}" for arm in arms for key in METRICS for stat in ("mean", "min", "max")]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    for r in summary["rounds"]:
+        row = [r["round"], repr(float(r["percent_remaining"])), max(s["n"] for s in r["spread"].values())]
+        for arm in arms:
+            for key in METRICS:
+                mean = r["arms"].get(arm, {}).get(key)
+                spread = (r["spread"].get(arm) or {}).get(key)
+                row += ["" if mean is None else mean, "" if spread is None else spread["min"],
+                        "" if spread is None else spread["max"]]
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def load_trial_summaries(out_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
+    """seed -> summary of each trial listed in OUT/trials.json that has at least one completed round."""
+    record = runs.read_json(Path(out_dir) / TRIALS_FILE)
+    found = {}
+    for seed in record["seeds"]:
+        path = trial_dir(out_dir, seed)
+        if path.is_dir() and runs.completed_rounds(path):
+            found[seed] = runs.load_summary(path)
+    return found
+
+
+def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
+    """Whether every trial listed in OUT/trials.json has finished."""
+    record = runs.read_json(Path(out_dir) / TRIALS_FILE)
+    config = IMPConfig.from_dict(record["config"])
+    return all(is_complete(config, runs.completed_rounds(trial_dir(out_dir, seed))) for seed in record["seeds"])
+
+
+__all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "aggregate_csv", "is_trials_dir",
+           "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
+           "trial_seeds", "trials_complete"]
