@@ -6,7 +6,7 @@ Frankle & Carbin (2019), Section 2 ("Winning tickets in fully-connected networks
 * winning tickets reach early stopping sooner than the dense network: 38% earlier at 21.1% of the weights;
 * at 21.1% they reach it 2.51x sooner than the same tickets randomly reinitialised;
 * at 13.5% they are more than 0.3 percentage points more accurate than the dense network;
-* randomly reinitialised tickets lose accuracy (fall below the dense network) from 21.1% on;
+* randomly reinitialised tickets lose accuracy (fall, and stay, below the dense network) from 21.1% on;
 * winning tickets stay at least as accurate as the dense network down to about 3.6% of the weights.
 
 ``check(summaries)`` measures each claim's quantity in every trial of a run and judges, honestly:
@@ -134,31 +134,43 @@ def _more_accurate(summary: dict) -> Value | str:
 
 
 def _reinit_loses_from(summary: dict) -> Value | str:
-    """The largest percent remaining at which reinit is below the dense network (first such round)."""
+    """The largest percent remaining from which on reinit stays below the dense network (to the run's end).
+
+    "From which on" rather than "first below": one noisy round of the dense-like early reinit networks dipping
+    under the dense network is not the drop-off the paper describes.
+    """
     key = "test_accuracy_at_early_stop"
     dense = _dense(summary)[key]
     rounds = [r for r in summary["rounds"][1:] if "reinit" in r["arms"]]
     if not rounds:
         return "the run has no reinit arm (run with --controls reinit)"
-    for rnd in rounds:
-        if rnd["arms"]["reinit"][key] < dense:
-            return Value(rnd["percent_remaining"])
-    return Value(rounds[-1]["percent_remaining"], "<=")  # never below in this run: only at or past its end
+    below = _tail(rounds, lambda r: r["arms"]["reinit"][key] < dense)
+    if not below:
+        return Value(rounds[-1]["percent_remaining"], "<=")  # not below at the end: only at or past it, if ever
+    return Value(below[0]["percent_remaining"])
 
 
 def _ticket_holds_until(summary: dict) -> Value | str:
-    """The smallest percent remaining down to which every round's ticket is at least as accurate as dense."""
+    """The smallest percent remaining at which the ticket is at least as accurate as the dense network before
+    it falls below it for good (the run's last round, as a bound, if it never does)."""
     key = "test_accuracy_at_early_stop"
     dense = _dense(summary)[key]
     rounds = summary["rounds"][1:]
     if not rounds:
         return "the run has no pruned round"
-    held = None
-    for rnd in rounds:
-        if rnd["arms"]["ticket"][key] < dense:
-            return Value(held["percent_remaining"]) if held else Value(100.0)
-        held = rnd
-    return Value(held["percent_remaining"], "<=")  # still holding at the run's last round
+    below = _tail(rounds, lambda r: r["arms"]["ticket"][key] < dense)
+    if not below:
+        return Value(rounds[-1]["percent_remaining"], "<=")  # still holding at the run's last round
+    held = rounds[:len(rounds) - len(below)]
+    return Value(held[-1]["percent_remaining"] if held else 100.0)
+
+
+def _tail(rounds: list[dict], test: Callable[[dict], bool]) -> list[dict]:
+    """The longest run of rounds at the end of ``rounds`` that all pass ``test``."""
+    n = 0
+    while n < len(rounds) and test(rounds[len(rounds) - 1 - n]):
+        n += 1
+    return rounds[len(rounds) - n:]
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -171,10 +183,10 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("more_accurate", "at 13.5%, tickets are more accurate than the dense network",
           "Section 2, Figure 4b", 0.3, "points", "more than", "ticket more accurate (> 0)",
           holds=lambda v: v.number > 0, measure=_more_accurate),
-    Claim("reinit_loses_from", "randomly reinitialised tickets fall below the dense network's accuracy from",
+    Claim("reinit_loses_from", "randomly reinitialised tickets fall (and stay) below the dense network's accuracy from",
           "Section 2, Figures 3 and 4b", 21.1, "% weights", "level", "reinit falls below dense in the run",
           holds=lambda v: v.bound != "<=", measure=_reinit_loses_from),
-    Claim("ticket_holds_until", "tickets stay at least as accurate as the dense network down to",
+    Claim("ticket_holds_until", "tickets are at least as accurate as the dense network (before falling below it for good) down to",
           "Section 2, Figures 3 and 4b", 3.6, "% weights", "level", "tickets hold below 21.1%",
           holds=lambda v: True if v.number < 21.1 else None if v.bound == "<=" else False, measure=_ticket_holds_until),
 )

@@ -330,7 +330,7 @@ def _percent_x_axis(ax, percents) -> None:
 def _title(summary: dict, what: str) -> str:
     model = summary.get("config", {}).get("model")
     trials = summary.get("trials")
-    detail = ", ".join(part for part in (model, f"mean of {len(trials)} trials, min/max bars" if trials else "")
+    detail = ", ".join(part for part in (model, f"mean of {len(trials)} trials, min-max range" if trials else "")
                        if part)
     return f"{what}\n({detail})" if trials else f"{what} ({model})" if model else what
 

@@ -114,3 +114,15 @@ def test_every_claim_cites_the_paper():
     assert len(CLAIMS) == 5
     for claim in CLAIMS:
         assert claim.where.startswith("Section 2") and "Figure" in claim.where and claim.paper > 0
+
+
+def test_levels_ignore_a_noisy_dip_that_recovers():
+    run_ = paper_like()
+    rounds = run_["rounds"]
+    rounds[1]["arms"]["ticket"]["test_accuracy_at_early_stop"] = 0.979  # below dense (0.980) at 80%, then back
+    rounds[2]["arms"]["reinit"]["test_accuracy_at_early_stop"] = 0.979  # reinit below at 64.1%, then back
+    rows = rows_by_key([run_])
+    assert rows["ticket_holds_until"]["ours"] == 4.5
+    assert rows["reinit_loses_from"]["ours"] == 21.1
+    rounds[-1]["arms"]["reinit"]["test_accuracy_at_early_stop"] = 0.985  # back above dense at the end: not lost
+    assert rows_by_key([run_])["reinit_loses_from"]["bound"] == "<="
