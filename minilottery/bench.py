@@ -28,7 +28,8 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   (it keeps ``f ** (log 0.9 / log 0.8)`` when the hidden layers keep ``f``: after r rounds of pruning 20% and
   10%, 0.8**r and 0.9**r remain). Dense is the model's own ``eval()`` forward (BLAS, all cores) at the faster
   of batch 1000 and 10,000; sparse is ``SparseModel`` at the fastest of its block sizes, on one thread
-  (SciPy's CSR product is single-threaded) and, separately, on ``cpu_count`` threads. Both run on the same
+  (SciPy's CSR product is single-threaded) and, separately (with its own fastest block size), on
+  ``cpu_count`` threads. Both run on the same
   10,000 MNIST-shaped images, and the predictions must agree (an ``AssertionError`` otherwise).
 * ``--compare-torch``: the same step in PyTorch (nn.Linear / nn.Conv2d, Adam, the masks multiplied into the
   gradients and the weights), when PyTorch happens to be installed.
@@ -486,10 +487,14 @@ def bench_sparse(device: str, config: BenchConfig) -> dict[str, Any]:
             seconds = _median_time(lambda: sparse.forward(x), device, config.sparse_repeats)
             if n / seconds > sparse_rate:
                 sparse_rate, sparse_block = n / seconds, block
-        threads_rate = None
+        threads_rate, threads_block = None, None
         if device == "cpu" and workers > 1:
-            sparse.block_size, sparse.workers = sparse_block, workers
-            threads_rate = n / _median_time(lambda: sparse.forward(x), device, config.sparse_repeats)
+            sparse.workers, threads_rate = workers, 0.0
+            for block in blocks:  # the best block for one thread is not always the best for several
+                sparse.block_size = block
+                seconds = _median_time(lambda: sparse.forward(x), device, config.sparse_repeats)
+                if n / seconds > threads_rate:
+                    threads_rate, threads_block = n / seconds, block
             sparse.workers = 1
         sparse.block_size = sparse_block
         dense_logits = backend.to_numpy(_batched(model.forward, x, 1000))
@@ -508,6 +513,7 @@ def bench_sparse(device: str, config: BenchConfig) -> dict[str, Any]:
             "sparse_block": sparse_block,
             "sparse_threads_images_per_s": threads_rate,
             "sparse_threads": workers if threads_rate is not None else None,
+            "sparse_threads_block": threads_block,
             "speedup": sparse_rate / dense_rate,
             "speedup_threads": None if threads_rate is None else threads_rate / dense_rate,
             "max_abs_logit_diff": float(np.abs(dense_logits - sparse_logits).max()),

@@ -251,3 +251,44 @@ def test_bad_options_raise_value_error_naming_them(kind, kwargs, pattern):
     lr = kwargs.pop("lr", 0.1)
     with pytest.raises(ValueError, match=pattern):
         make_optimizer(kind, _tiny_model(masked=False), lr, **kwargs)
+
+
+# -- (5) the CPU's cache blocking changes no number ------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind,opts", MASK_CASES + [("sgd", {"lr": 0.05})],
+                         ids=[f"{k}-{'-'.join(o)}" for k, o in MASK_CASES + [("sgd", {"lr": 0.05})]])
+def test_updates_in_cache_blocks_equal_whole_array_updates(monkeypatch, kind, opts):
+    """Pieces of 7 elements (none aligned with the weights' rows, a ragged last piece) give bit-identical
+    parameters and state: every operation of an update is element-wise."""
+    import minilottery.optim.base as base
+
+    model, x, y, _ = _net_and_data()
+    opts = dict(opts)
+    lr = opts.pop("lr")
+    results = []
+    for block in (1 << 30, 7):  # one piece per array, then many
+        monkeypatch.setattr(base, "CPU_BLOCK", block)
+        net = on_device(model, "cpu")
+        opt = make_optimizer(kind, net, lr, **opts)
+        for _ in range(3):
+            _train_step(net, opt, x, y)
+        results.append((net.state_dict(), {k: dict(s) for k, s in opt.state.items()}))
+    (params_whole, state_whole), (params_blocks, state_blocks) = results
+    for name in params_whole:
+        np.testing.assert_array_equal(params_blocks[name], params_whole[name], err_msg=name)
+        for key, value in state_whole.get(name, {}).items():
+            np.testing.assert_array_equal(state_blocks[name][key], value, err_msg=f"{name} {key}")
+
+
+def test_cache_blocks_are_views_that_cover_the_arrays():
+    from minilottery.optim.base import cache_blocks
+
+    a, b = np.zeros((3, 50_000), np.float32), np.ones((3, 50_000), np.float32)
+    pieces = cache_blocks((a, None, b))
+    assert len(pieces) > 1 and all(p[1] is None for p in pieces)
+    assert sum(p[0].size for p in pieces) == a.size
+    for piece_a, _, piece_b in pieces:
+        piece_a += piece_b  # writes through the views
+    assert (a == 1).all()
+    assert len(cache_blocks((a.T, None))) == 1  # not C-contiguous: the whole array, untouched

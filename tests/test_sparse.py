@@ -129,3 +129,10 @@ def test_gpu_sparse_matches_dense():
     x = backend.to_device(np.random.default_rng(0).random((500, 1, 28, 28), dtype=np.float32), "gpu")
     _assert_same(model, sparse, x)
     assert sparse.nnz() == {name: int(mask.sum()) for name, mask in masks.items()}
+
+
+def test_thread_pool_is_made_once_and_reused():
+    from minilottery.sparse import _thread_pool
+
+    assert _thread_pool(2) is _thread_pool(2)
+    assert _thread_pool(3) is not _thread_pool(2)

@@ -9,8 +9,12 @@ is no Python loop over batch, channels or pixels, and the same code runs on NumP
 
 Layout, chosen for speed: the public shapes are NCHW, but the copies work on the channels-last view
 ``x.transpose(0, 2, 3, 1)`` (N, H, W, C), so every copied piece is a run of C contiguous channels instead of
-single scattered floats. Rows are ordered (N, OH, OW) and columns (KH, KW, C). ``Conv2d`` returns its output as
-an NCHW view of channels-last memory, so for a stack of convolutions the transposes here cost nothing.
+single scattered floats. Rows are ordered (N, OH, OW) and columns (KH, KW, C).
+
+``Conv2d`` itself uses ``im2col_transposed``, the same matrix transposed, (KH*KW*C, N*OH*OW), built from
+channel-major memory (C, N, H, W): its products run faster in that orientation (see its docstring). ``Conv2d``
+returns its output as an NCHW view of channel-major memory, so for a stack of convolutions the transposes
+here cost nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +53,39 @@ def im2col(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0, out: Any
         for j in range(kw):
             # (N, OH, OW, C): the input pixel under kernel offset (i, j) for every output pixel
             cols[:, :, :, i, j, :] = x[:, i : i + stride * oh : stride, j : j + stride * ow : stride, :]
+    return out
+
+
+def im2col_transposed(x: Any, kh: int, kw: int, stride: int = 1, padding: int = 0, out: Any = None) -> Any:
+    """``im2col(x).T``, built directly: one row per (kernel offset, channel), one column per output pixel.
+
+    Why a second layout: ``Conv2d`` computes ``W (F, KH*KW*C) @ cols_t (KH*KW*C, N*OH*OW)``, whose result
+    (F, N*OH*OW) is channel-major memory, (C, N, H, W). For Conv-2's shapes OpenBLAS runs these products
+    about 15% faster than ``cols @ W.T`` (the long pixel axis becomes the product's wide side), and this copy
+    is faster too: every destination row is one long contiguous run, and a channel-major input is read in
+    runs of OW pixels.
+
+    Args:
+        x: (N, C, H, W) input (any memory layout; channel-major memory, ``Conv2d``'s output, is fastest).
+        kh, kw: kernel height and width; stride, padding: as in ``Conv2d``.
+        out: optional (KH*KW*C, N*OH*OW) contiguous buffer to write into (reused across steps by ``Conv2d``).
+
+    Returns:
+        cols_t: (KH*KW*C, N*OH*OW), rows ordered (KH, KW, C) and columns (N, OH, OW), in ``x``'s dtype.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh, ow = conv_output_size(h, kh, stride, padding), conv_output_size(w, kw, stride, padding)
+    x = x.transpose(1, 0, 2, 3)  # (N, C, H, W) -> (C, N, H, W), a view
+    if padding:  # the padded copy is C-contiguous (C, N, H + 2p, W + 2p), whatever x's layout was
+        x = xp.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    if out is None:
+        out = xp.empty((kh * kw * c, n * oh * ow), dtype=x.dtype)
+    cols_t = out.reshape(kh, kw, c, n, oh, ow)  # (KH*KW*C, N*OH*OW) -> (KH, KW, C, N, OH, OW), a view
+    for i in range(kh):
+        for j in range(kw):
+            # (C, N, OH, OW): the input pixel under kernel offset (i, j) for every output pixel
+            cols_t[i, j] = x[:, :, i : i + stride * oh : stride, j : j + stride * ow : stride]
     return out
 
 

@@ -53,20 +53,31 @@ class MaxPool2d(Layer):
                 better = window > out  # strict ">": the first maximum wins a tie
                 argmax += better * (k - argmax)  # argmax = k where better (arithmetic beats masked writes)
                 xp.maximum(out, window, out=out)
-        # dx takes x's memory layout too, so element-wise layers below never mix layouts (slow strided loops)
-        channels_last = x.strides[1] < x.strides[3]
-        self._cache = (x.shape, channels_last, argmax)
+        # dx takes x's memory layout too (NCHW, channels-last, or Conv2d's channel-major), so element-wise
+        # layers below never mix layouts (slow strided loops) and Conv2d's backward reshapes dout for free
+        memory_order = sorted(range(4), key=lambda axis: -x.strides[axis])  # x's axes, outermost in memory first
+        self._cache = (x.shape, memory_order, argmax)
         return out
 
     def backward(self, dout: Any) -> Any:
-        (n, c, h, w), channels_last, argmax = self._cache
+        (n, c, h, w), memory_order, argmax = self._cache
         xp = get_array_module(dout)
-        if channels_last:
-            dx = xp.zeros((n, h, w, c), dtype=dout.dtype).transpose(0, 3, 1, 2)  # (N, H, W, C) -> (N, C, H, W)
-            # dout usually arrives NCHW (from Flatten); one copy of this small array to channels-last memory
-            dout = xp.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-        else:
-            dx = xp.zeros((n, c, h, w), dtype=dout.dtype)
+        # axes permuted into x's memory order and back: (N, C, H, W) -> memory order -> (N, C, H, W)
+        back = [memory_order.index(axis) for axis in range(4)]
+        memory_shape = tuple((n, c, h, w)[axis] for axis in memory_order)
+        # dout usually arrives NCHW (from Flatten); one copy of this small array into x's (and argmax's) layout
+        dout = xp.ascontiguousarray(dout.transpose(memory_order)).transpose(back)
+        oh, ow = dout.shape[2:]
+        if (self.sh, self.sw) == (self.kh, self.kw):
+            # windows tile the input without overlap: every covered pixel is written exactly once, straight
+            # into dx (no zero-filling pass, no read-modify-write); only rows/columns no window reaches are zeroed
+            dx = xp.empty(memory_shape, dtype=dout.dtype).transpose(back)  # (N, C, H, W) in x's layout
+            dx[:, :, oh * self.sh:, :] = 0
+            dx[:, :, :, ow * self.sw:] = 0
+            for k, (rows, cols) in self._windows(h, w):
+                xp.multiply(dout, argmax == k, out=dx[:, :, rows, cols])
+            return dx
+        dx = xp.zeros(memory_shape, dtype=dout.dtype).transpose(back)  # (N, C, H, W) in x's layout
         for k, (rows, cols) in self._windows(h, w):
             # overlapping windows (stride < kernel) may route several gradients to one pixel: accumulate
             dx[:, :, rows, cols] += dout * (argmax == k)

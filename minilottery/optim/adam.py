@@ -44,28 +44,32 @@ class Adam(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
-        beta1, beta2 = self.betas
-        for name, param, (d, tmp), mask, xp in self._updates(scratch=2):
-            state = self._state_for(name, param, ("m", "v"))
+        for _, state, pieces, xp in self._updates(scratch=2, state_keys=("m", "v")):
             t = state["step"] = state.get("step", 0) + 1  # a Python int: no device sync
-            m, v = state["m"], state["v"]
-            # v = beta2 * v + (1 - beta2) * d**2
-            xp.multiply(d, d, out=tmp)
-            tmp *= 1.0 - beta2
-            v *= beta2
-            v += tmp
-            # m = beta1 * m + (1 - beta1) * d   (d is not needed after this, so it is scaled in place)
-            m *= beta1
-            d *= 1.0 - beta1
-            m += d
-            # p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with c1 = 1 - beta1**t, c2 = 1 - beta2**t, computed
-            # as (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): the same value, one pass fewer. The
-            # factors are Python floats, so float32 stays float32.
-            root_c2 = math.sqrt(1.0 - beta2**t)
-            xp.sqrt(v, out=tmp)
-            tmp += self.eps * root_c2  # tmp = denominator
-            xp.divide(m, tmp, out=tmp)
-            tmp *= self.lr * root_c2 / (1.0 - beta1**t)
-            param -= tmp
-            if mask is not None:
-                param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step
+            for param, grad, mask, m, v, d, tmp in pieces:
+                self._update(xp, t, param, grad, mask, m, v, d, tmp)
+
+    def _update(self, xp: Any, t: int, param: Any, grad: Any, mask: Any, m: Any, v: Any, d: Any, tmp: Any) -> None:
+        """Step ``t`` on (a piece of) one parameter, in place; ``d`` and ``tmp`` are scratch of its shape."""
+        beta1, beta2 = self.betas
+        self._masked_gradient(xp, d, grad, param, self.weight_decay, mask)  # d = (g + wd * p) * mask
+        # v = beta2 * v + (1 - beta2) * d**2
+        xp.multiply(d, d, out=tmp)
+        tmp *= 1.0 - beta2
+        v *= beta2
+        v += tmp
+        # m = beta1 * m + (1 - beta1) * d   (d is not needed after this, so it is scaled in place)
+        m *= beta1
+        d *= 1.0 - beta1
+        m += d
+        # p -= lr / c1 * m / (sqrt(v) / sqrt(c2) + eps), with c1 = 1 - beta1**t, c2 = 1 - beta2**t, computed
+        # as (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): the same value, one pass fewer. The
+        # factors are Python floats, so float32 stays float32.
+        root_c2 = math.sqrt(1.0 - beta2**t)
+        xp.sqrt(v, out=tmp)
+        tmp += self.eps * root_c2  # tmp = denominator
+        xp.divide(m, tmp, out=tmp)
+        tmp *= self.lr * root_c2 / (1.0 - beta1**t)
+        param -= tmp
+        if mask is not None:
+            param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step

@@ -43,21 +43,28 @@ class SGD(Optimizer):
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
+        keys = ("momentum_buffer",) if self.momentum else ()
+        for _, _, pieces, xp in self._updates(scratch=1, state_keys=keys):
+            for param, grad, mask, *rest in pieces:
+                self._update(xp, param, grad, mask, *rest)
+
+    def _update(self, xp: Any, param: Any, grad: Any, mask: Any, *rest: Any) -> None:
+        """(A piece of) one parameter, in place; ``rest`` is (momentum buffer, scratch d) or (scratch d,)."""
         lr, mu = self.lr, self.momentum
-        for name, param, (d,), mask, xp in self._updates(scratch=1):
-            if mu:
-                buf = self._state_for(name, param, ("momentum_buffer",))["momentum_buffer"]
-                buf *= mu
-                buf += d
-                if self.nesterov:
-                    # p -= lr * (d + mu * buf), as two in-place passes so no temporary is allocated
-                    d *= lr
-                    param -= d
-                    xp.multiply(buf, lr * mu, out=d)
-                else:
-                    xp.multiply(buf, lr, out=d)
-            else:
+        d = self._masked_gradient(xp, rest[-1], grad, param, self.weight_decay, mask)  # d = (g + wd * p) * mask
+        if mu:
+            buf = rest[0]
+            buf *= mu
+            buf += d
+            if self.nesterov:
+                # p -= lr * (d + mu * buf), as two in-place passes so no temporary is allocated
                 d *= lr
-            param -= d
-            if mask is not None:
-                param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step
+                param -= d
+                xp.multiply(buf, lr * mu, out=d)
+            else:
+                xp.multiply(buf, lr, out=d)
+        else:
+            d *= lr
+        param -= d
+        if mask is not None:
+            param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step
