@@ -183,10 +183,12 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("more_accurate", "at 13.5%, tickets are more accurate than the dense network",
           "Section 2, Figure 4b", 0.3, "points", "more than", "ticket more accurate (> 0)",
           holds=lambda v: v.number > 0, measure=_more_accurate),
-    Claim("reinit_loses_from", "randomly reinitialised tickets fall (and stay) below the dense network's accuracy from",
+    Claim("reinit_loses_from", "the level from which on randomly reinitialised tickets stay below the dense network's "
+          "accuracy",
           "Section 2, Figures 3 and 4b", 21.1, "% weights", "level", "reinit falls below dense in the run",
           holds=lambda v: v.bound != "<=", measure=_reinit_loses_from),
-    Claim("ticket_holds_until", "tickets are at least as accurate as the dense network (before falling below it for good) down to",
+    Claim("ticket_holds_until", "the lowest level at which tickets are still at least as accurate as the dense network "
+          "(before falling below it for good)",
           "Section 2, Figures 3 and 4b", 3.6, "% weights", "level", "tickets hold below 21.1%",
           holds=lambda v: True if v.number < 21.1 else None if v.bound == "<=" else False, measure=_ticket_holds_until),
 )
