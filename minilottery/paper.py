@@ -201,10 +201,10 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
     """Compares a run (one summary per trial) with each claim.
 
     Returns:
-        One dict per claim: key, text, where, paper, unit, kind, ours (mean over trials, or None), low,
-        high (min and max over trials), bound ("", ">=" or "<="), trials (measured), direction_trials (trials
-        pointing the paper's way), direction ("yes", "no", "unknown" or "n/a"), size ("yes", "no", "unknown" or "n/a"),
-        note. ``ours`` is measured on the mean over trials (the paper averages its trials too).
+        One dict per claim: key, text, where, paper, unit, kind, expects (the direction, in words), ours (mean
+        over trials, or None), low, high (min and max over trials), bound ("", ">=" or "<="), trials
+        (measured), direction_trials (trials pointing the paper's way), direction ("yes", "no", "unknown" or
+        "n/a"), size ("yes", "no", "unknown" or "n/a"), note. ``ours`` is measured on the mean over trials (the paper averages its trials too).
 
     Raises:
         ValueError: the run is not LeNet-300-100 on MNIST (the claims are about that experiment).
@@ -229,7 +229,8 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
         ours = claim.measure(mean_run)
         values = [m for m in (claim.measure(s) for s in summaries) if isinstance(m, Value)]
         row: dict[str, Any] = {"key": claim.key, "text": claim.text, "where": claim.where, "paper": claim.paper,
-                               "unit": claim.unit, "kind": claim.kind, "trials": len(values), "note": note}
+                               "unit": claim.unit, "kind": claim.kind, "expects": claim.direction,
+                               "trials": len(values), "note": note}
         if isinstance(ours, str):
             row.update(ours=None, low=None, high=None, bound="", direction_trials=0, direction="n/a", size="n/a",
                        note=ours)
@@ -238,7 +239,8 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
         numbers = [v.number for v in values]
         row.update(ours=ours.number, low=min(numbers), high=max(numbers), bound=ours.bound,
                    direction_trials=sum(claim.holds(v) is True for v in values),
-                   direction={True: "yes", False: "no", None: "unknown"}[claim.holds(ours)], size=_size(claim, ours.number, ours.bound))
+                   direction={True: "yes", False: "no", None: "unknown"}[claim.holds(ours)],
+                   size=_size(claim, ours.number, ours.bound))
         censored = sum(v.bound == ">=" for v in values)
         if censored and not ours.bound and not row["note"]:
             row["note"] = (f"in {censored} of {len(values)} trials the control was still improving at the last "
@@ -277,7 +279,7 @@ def format_check(rows: list[dict[str, Any]], trials: int) -> str:
         paper = f"{'> ' if r['kind'] == 'more than' else ''}{_num(r['paper'])} {r['unit']}"
         direction = r["direction"] if r["ours"] is None else f"{r['direction']} ({r['direction_trials']}/{r['trials']} trials)"
         lines.append(f"{i}. {r['text']} ({r['where']})")
-        lines.append(f"   paper {paper}; ours {ours}; direction: {direction}; size: {r['size']}")
+        lines.append(f"   paper {paper}; ours {ours}; direction ({r['expects']}): {direction}; size: {r['size']}")
         if r["note"]:
             lines.append(f"   note: {r['note']}")
     agree = sum(r["direction"] == "yes" and r["size"] == "yes" for r in rows)

@@ -136,12 +136,9 @@ def load_summary(run_dir: str | Path) -> dict:
 
 def trial_run_dirs(run_dir: str | Path) -> list[Path]:
     """The run directories behind ``run_dir``: its trials' folders (``minilottery trials``), else itself."""
-    run_dir = Path(run_dir)
-    trials_file = run_dir / "trials.json"
-    if not trials_file.is_file():
-        return [run_dir]
-    seeds = json.loads(trials_file.read_text())["seeds"]
-    return [run_dir / f"seed_{seed}" for seed in seeds if (run_dir / f"seed_{seed}").is_dir()]
+    from minilottery.trials import is_trials_dir, trial_dirs
+
+    return list(trial_dirs(run_dir).values()) if is_trials_dir(run_dir) else [Path(run_dir)]
 
 
 def load_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
@@ -260,6 +257,14 @@ def dense_value(summary: dict, key: str) -> float | None:
     return None
 
 
+def dense_spread(summary: dict, key: str) -> dict | None:
+    """``{"min", "max"}`` of the dense network's ``key`` over trials, or None (a single run, or missing)."""
+    for rnd in summary.get("rounds", []):
+        if rnd.get("round") == 0:
+            return rnd.get("spread", {}).get("ticket", {}).get(key)
+    return None
+
+
 def select_rounds(summary: dict, targets=LEARNING_CURVE_TARGETS) -> list[int]:
     """Rounds whose percent remaining is closest (in log scale) to each target, without repeats, in order."""
     rounds = [(r["round"], float(r["percent_remaining"])) for r in summary.get("rounds", [])]
@@ -330,9 +335,9 @@ def _percent_x_axis(ax, percents) -> None:
 def _title(summary: dict, what: str) -> str:
     model = summary.get("config", {}).get("model")
     trials = summary.get("trials")
-    detail = ", ".join(part for part in (model, f"mean of {len(trials)} trials, min-max range" if trials else "")
-                       if part)
-    return f"{what}\n({detail})" if trials else f"{what} ({model})" if model else what
+    if trials:  # a second line: the title is long
+        return f"{what}\n({model}, mean of {len(trials)} trials, min-max range)"
+    return f"{what} ({model})" if model else what
 
 
 def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
@@ -380,9 +385,9 @@ def _metric_vs_weights(summary: dict, key: str, scale: float, ylabel: str, title
         dense = dense_value(summary, key)
         if dense is not None:
             ax.axhline(scale * dense, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
-            spread = arm_spread({"rounds": summary["rounds"][:1]}, "ticket", key)
-            if spread is not None and spread[0]:  # trials: the dense network's min-max band
-                ax.axhspan(scale * spread[0][0], scale * spread[1][0], color="0.35", alpha=0.12, linewidth=0)
+            spread = dense_spread(summary, key)
+            if spread is not None:  # trials: the dense network's min-max band
+                ax.axhspan(scale * spread["min"], scale * spread["max"], color="0.35", alpha=0.12, linewidth=0)
         _percent_x_axis(ax, percents or [100.0])
         ax.set_ylabel(ylabel)
         ax.set_title(_title(summary, title))

@@ -365,15 +365,16 @@ def aggregate_csv(summary: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+def trial_dirs(out_dir: str | os.PathLike[str]) -> dict[int, Path]:
+    """seed -> run directory of each trial listed in OUT/trials.json whose folder exists."""
+    seeds = runs.read_json(Path(out_dir) / TRIALS_FILE)["seeds"]
+    return {seed: trial_dir(out_dir, seed) for seed in seeds if trial_dir(out_dir, seed).is_dir()}
+
+
 def load_trial_summaries(out_dir: str | os.PathLike[str]) -> dict[int, dict[str, Any]]:
     """seed -> summary of each trial listed in OUT/trials.json that has at least one completed round."""
-    record = runs.read_json(Path(out_dir) / TRIALS_FILE)
-    found = {}
-    for seed in record["seeds"]:
-        path = trial_dir(out_dir, seed)
-        if path.is_dir() and runs.completed_rounds(path):
-            found[seed] = runs.load_summary(path)
-    return found
+    return {seed: runs.load_summary(path) for seed, path in trial_dirs(out_dir).items()
+            if runs.completed_rounds(path)}
 
 
 def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
@@ -385,4 +386,4 @@ def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
 
 __all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "aggregate_csv", "is_trials_dir",
            "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
-           "trial_seeds", "trials_complete"]
+           "trial_dirs", "trial_seeds", "trials_complete"]
