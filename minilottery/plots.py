@@ -36,6 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
+from minilottery.files import atomic_savefig
+
 ARMS = ("ticket", "reinit", "random_prune")
 FIGURES = (
     "accuracy_vs_weights",
@@ -546,8 +548,7 @@ def save_figure(fig: Figure, out_dir: str | Path, name: str) -> list[Path]:
     with matplotlib.rc_context(RC):
         for ext in ("png", "pdf"):
             path = out_dir / f"{name}.{ext}"
-            fig.savefig(path, dpi=DPI)
-            paths.append(path)
+            paths.append(atomic_savefig(fig, path, dpi=DPI))
     return paths
 
 

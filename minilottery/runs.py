@@ -14,9 +14,9 @@ Layout of a run directory DIR (``minilottery imp --out DIR``)::
     DIR/summary.json, summary.csv     every completed round so far, rewritten after each round
     DIR/figures/                      plots (``minilottery plot``)
 
-Every file goes to a temporary file in the same folder and is then renamed over its name with
-``os.replace``, which is atomic on POSIX and Windows: a reader (or a resumed run after ``kill -9``) sees
-either the old file or the new one, never a torn one.
+Every file is written with ``minilottery.files`` (a fresh temporary file in the same folder, then
+``os.replace``): a reader (or a resumed run after ``kill -9``) sees either the old file or the new one,
+never a torn one, and a symlink at a file's name is replaced, never written through.
 """
 
 from __future__ import annotations
@@ -31,46 +31,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from minilottery.files import TMP_SUFFIX, atomic_savez, atomic_write_json, atomic_write_text, stale_temporaries
+
 ARMS = ("ticket", "reinit", "random_prune")
 ARM_FIELDS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
-TMP_SUFFIX = ".tmp"
-
-
-def _tmp_path(path: Path) -> Path:
-    """A hidden temporary name beside ``path`` (same folder, so ``os.replace`` is a rename, not a copy)."""
-    return path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
-
-
-def _atomic_write(path: str | os.PathLike[str], write: Any, mode: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(path)
-    try:
-        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())  # the bytes are on disk before the name points at them
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Writes ``text`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
-    return _atomic_write(path, lambda f: f.write(text), "w")
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
-    """Writes ``obj`` as indented JSON to ``path`` atomically; NumPy scalars and arrays become numbers/lists."""
-    return atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def atomic_savez(path: str | os.PathLike[str], **arrays: Any) -> Path:
-    """Saves named host arrays to an ``.npz`` file atomically (``np.savez``; names like "1.W" are fine)."""
-    return _atomic_write(path, lambda f: np.savez(f, **arrays), "wb")
-
-
 def load_npz(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """name -> array from an ``.npz`` file (read fully, so the file is closed on return)."""
     with np.load(path, allow_pickle=False) as f:
@@ -154,7 +118,7 @@ def run_file_paths(run_dir: str | os.PathLike[str]) -> list[Path]:
     run_dir = Path(run_dir)
     paths = [run_dir / name for name in RUN_FILES + RUN_FOLDERS if (run_dir / name).exists()]
     paths += round_dirs(run_dir)
-    paths += [p for p in run_dir.glob(f".*{TMP_SUFFIX}") if p.is_file()]  # left by a killed run
+    paths += stale_temporaries(run_dir)  # left by a killed run
     return paths
 
 
@@ -164,18 +128,6 @@ def remove_paths(paths: list[Path]) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 __all__ = [

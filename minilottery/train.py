@@ -32,7 +32,7 @@ from minilottery.backend import device_of, get_array_module, get_backend, to_dev
 from minilottery.layers import Sequential
 from minilottery.loss import softmax_cross_entropy
 from minilottery.optim import OPTIMIZERS, make_optimizer
-from minilottery.runs import atomic_write_json
+from minilottery.files import atomic_write_json
 
 
 class NonFiniteLossError(RuntimeError):

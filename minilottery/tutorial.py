@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from minilottery import backend
+from minilottery.files import atomic_savefig
 
 
 def parse_args(doc: str, script: str, extra: "callable | None" = None) -> argparse.Namespace:
@@ -43,7 +44,7 @@ def heading(text: str) -> None:
 def save_figure(fig, args: argparse.Namespace, name: str) -> Path:
     """Saves ``fig`` as PNG under the tutorial's figure folder and prints where."""
     path = args.figures / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    atomic_savefig(fig, path, dpi=120, bbox_inches="tight")
     print(f"figure: {path}")
     return path
 
