@@ -131,7 +131,7 @@ def test_interrupt_mid_download_leaves_no_file(tmp_path, monkeypatch):
             if self.sent:
                 raise KeyboardInterrupt
             self.sent = True
-            return GOOD[:100]
+            return GOOD[: min(n, 100)]  # like a socket read: never more than asked for
 
         def __enter__(self):
             return self

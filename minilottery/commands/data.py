@@ -1,11 +1,12 @@
 """``minilottery data``: download the data sets, or check the copies already on disk.
 
-    minilottery data download [--dataset mnist|cifar10] [--force] [--data-dir DIR]
+    minilottery data download [--dataset mnist|cifar10] [--force] [--deadline SECONDS] [--data-dir DIR]
     minilottery data check    [--dataset mnist|cifar10] [--data-dir DIR]
 
 ``download`` fetches what is missing (``--force``: everything again; a bad download never replaces a good
-file). ``check`` re-hashes every file, ignoring the record of earlier checks, and parses it. Both exit 0 on
-success and 1 with a one-line error (no traceback) when a file is missing or bad.
+file), each file within ``--deadline`` seconds, and deletes what killed downloads left behind. ``check``
+re-hashes every file, ignoring the record of earlier checks, and parses it. Both exit 0 on success and 1 with
+a one-line error (no traceback) when a file is missing, bad, too big, unreachable or too slow to arrive.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from minilottery.data import cifar10, mnist
-from minilottery.data.download import DataError
+from minilottery.data.download import DEADLINE, DataError
 from minilottery.data.paths import ENV_VAR, data_dir
 
 DATASETS = ("mnist", "cifar10")
@@ -27,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     actions = parser.add_subparsers(dest="data_action", metavar="{download,check}", required=True)
     download = actions.add_parser("download", help="download missing data files (verified)")
     download.add_argument("--force", action="store_true", help="download again even if a good copy exists")
+    download.add_argument("--deadline", type=_seconds, default=DEADLINE, metavar="SECONDS",
+                          help=f"give up on a file after this long, all mirrors together (default: {DEADLINE:g})")
     check = actions.add_parser("check", help="re-verify the checksums and formats of the files on disk")
     for p in (download, check):
         p.add_argument("--dataset", choices=DATASETS, default="mnist", help="which data set (default: mnist)")
@@ -36,13 +39,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
+def _seconds(text: str) -> float:
+    """``--deadline``'s type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     """Carry out ``args.data_action``; returns the exit code."""
     folder = data_dir(args.data_dir)
     module = mnist if args.dataset == "mnist" else cifar10
     try:
         if args.data_action == "download":
-            for path in module.download(folder, force=args.force):
+            for path in module.download(folder, force=args.force, deadline=args.deadline):
                 print(f"ok  {path}")
         else:
             load = mnist.load_mnist if args.dataset == "mnist" else cifar10.load_cifar10

@@ -7,9 +7,9 @@ The archive ``cifar-10-python.tar.gz`` (Krizhevsky, 2009) holds six pickled batc
                each plane row-major 32 x 32 -- so a reshape to (N, 3, 32, 32) gives NCHW directly
     b"labels": list of 10000 ints in 0..9
 
-The archive's published MD5 is checked before it is trusted (see ``download.py``). Unpickling can run arbitrary
-code, so on top of that the batches are read with an unpickler that only builds dicts, lists, bytes and NumPy
-arrays; anything else is refused.
+The archive's published MD5 is checked before it is trusted, and its known size caps a download (see
+``download.py``). Unpickling can run arbitrary code, so on top of that the batches are read with an unpickler
+that only builds dicts, lists, bytes and NumPy arrays; anything else is refused.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from minilottery.data.paths import data_dir as resolve_data_dir
 MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
 ARCHIVE = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # as published on the data set's page
+ARCHIVE_SIZE = 170498071  # bytes: caps a download (plus a margin, see download.max_download_size)
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 FORCE_HINT = "minilottery data download --dataset cifar10 --force"
@@ -104,12 +105,20 @@ def read_archive(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, 
 
 
 def download(data_dir: str | os.PathLike[str] | None = None, *, force: bool = False, progress: bool = True,
-             md5: str = ARCHIVE_MD5) -> list[Path]:
-    """Make sure the archive is in ``data_dir``, verified; download it if missing (or again, with ``force``)."""
+             md5: str = ARCHIVE_MD5, deadline: float = dl.DEADLINE) -> list[Path]:
+    """Make sure the archive is in ``data_dir``, verified; download it if missing (or again, with ``force``).
+
+    Args:
+        deadline: seconds the download may take (all mirrors together); see ``download.fetch``.
+    """
+    folder = resolve_data_dir(data_dir)
+    # what killed downloads left behind goes even when nothing is downloaded now (the archive already there)
+    dl.sweep_stale(folder, [ARCHIVE, dl.SIDECAR_NAME], older_than=deadline)
     if force:
-        return [dl.fetch(ARCHIVE, MIRRORS, dest_dir=data_dir, progress=progress, md5=md5, force=True,
-                         fix=FORCE_HINT)]
-    return [dl.ensure(ARCHIVE, MIRRORS, dest_dir=data_dir, md5=md5, progress=progress, fix=FORCE_HINT)]
+        return [dl.fetch(ARCHIVE, MIRRORS, dest_dir=folder, progress=progress, md5=md5, size=ARCHIVE_SIZE,
+                         force=True, deadline=deadline, fix=FORCE_HINT)]
+    return [dl.ensure(ARCHIVE, MIRRORS, dest_dir=folder, md5=md5, size=ARCHIVE_SIZE, progress=progress,
+                      deadline=deadline, fix=FORCE_HINT)]
 
 
 def load_cifar10(
@@ -136,8 +145,8 @@ def load_cifar10(
         x_test (10000, 3, 32, 32), y_test (10000,); images float32 in [0, 1], labels int64 in 0..9.
     """
     folder = resolve_data_dir(data_dir)
-    path = dl.ensure(ARCHIVE, MIRRORS, dest_dir=folder, md5=md5, download=download, recheck=recheck,
-                     fix=FORCE_HINT)
+    path = dl.ensure(ARCHIVE, MIRRORS, dest_dir=folder, md5=md5, size=ARCHIVE_SIZE, download=download,
+                     recheck=recheck, fix=FORCE_HINT)
     train_x, train_y, test_x, test_y = read_archive(path)
     x_train, y_train, x_val, y_val = split_validation(train_x, train_y, validation_size, seed)
     return Dataset(

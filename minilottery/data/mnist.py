@@ -7,7 +7,8 @@ IDX is a tiny format (LeCun et al.): a big-endian header, then the raw uint8 pay
 
 The files may be gzip-compressed (``.gz``, as the mirrors serve them) or not. Each is checked against the
 SHA-256 of its decompressed bytes before it is trusted (see ``download.py``), and the header is checked against
-the payload size, so a wrong or truncated file fails with a one-line ``DataError`` instead of odd shapes.
+the payload size, so a wrong or truncated file fails with a one-line ``DataError`` instead of odd shapes. Their
+known sizes (``SIZES``) bound every download and every decompression: a file that is longer is corrupt.
 """
 
 from __future__ import annotations
@@ -35,6 +36,16 @@ SHA256 = {
     "train-labels-idx1-ubyte.gz": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte.gz": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte.gz": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+# file name -> (size of the .gz as the mirrors serve it, size decompressed). The decompressed sizes follow from
+# the headers (16 + 60000*28*28, 8 + 60000, ...) and are exact; the .gz sizes are the mirrors' (a copy gzipped
+# differently has another size, e.g. 9719438 for a recompressed train-images), so downloads allow a margin.
+SIZES = {
+    "train-images-idx3-ubyte.gz": (9912422, 47040016),
+    "train-labels-idx1-ubyte.gz": (28881, 60008),
+    "t10k-images-idx3-ubyte.gz": (1648877, 7840016),
+    "t10k-labels-idx1-ubyte.gz": (4542, 10008),
 }
 
 IMAGES_MAGIC = 0x00000803
@@ -73,9 +84,18 @@ def parse_idx(data: bytes, magic: int, source: str = "<bytes>") -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)  # (count,) or (count, rows, cols)
 
 
+def _size_uncompressed(path: str | os.PathLike[str]) -> int | None:
+    """The known decompressed size of an MNIST file (``.gz`` or its decompressed copy), else ``None``."""
+    name = Path(path).name
+    return SIZES.get(name if name.endswith(".gz") else name + ".gz", (None, None))[1]
+
+
 def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
-    """Read an IDX file from disk, ``.gz`` or not; see ``parse_idx``."""
-    return parse_idx(dl.read_bytes(path), magic, source=str(path))
+    """Read an IDX file from disk, ``.gz`` or not; see ``parse_idx``.
+
+    An MNIST file longer than its known size (``SIZES``) is refused as corrupt, without decompressing past it.
+    """
+    return parse_idx(dl.read_bytes(path, _size_uncompressed(path)), magic, source=str(path))
 
 
 def _read_pair(images_path: Path, labels_path: Path, images_sha: str, labels_sha: str,
@@ -83,7 +103,7 @@ def _read_pair(images_path: Path, labels_path: Path, images_sha: str, labels_sha
     """Verified (N, 28, 28) uint8 images and (N,) int64 labels."""
     arrays = []
     for path, sha, magic in ((images_path, images_sha, IMAGES_MAGIC), (labels_path, labels_sha, LABELS_MAGIC)):
-        content = dl.read_bytes(path)  # read once: verify hashes these bytes only if the record is stale
+        content = dl.read_bytes(path, _size_uncompressed(path))  # read once: verify hashes these if needed
         dl.verify(path, sha, content=content, use_cache=not recheck)
         arrays.append(parse_idx(content, magic, source=str(path)))
     images, labels = arrays
@@ -98,20 +118,31 @@ def _read_pair(images_path: Path, labels_path: Path, images_sha: str, labels_sha
 
 
 def download_files(data_dir: str | os.PathLike[str] | None = None, *, force: bool = False, progress: bool = True,
-             checksums: Mapping[str, str] | None = None) -> list[Path]:
-    """Make sure the four MNIST files are in ``data_dir``, verified; download what is missing (or all, ``force``)."""
+                   checksums: Mapping[str, str] | None = None, deadline: float = dl.DEADLINE) -> list[Path]:
+    """Make sure the four MNIST files are in ``data_dir``, verified; download what is missing (or all, ``force``).
+
+    Args:
+        deadline: seconds each file's download may take (all mirrors together); see ``download.fetch``.
+    """
     checksums = SHA256 if checksums is None else checksums
     folder = resolve_data_dir(data_dir)
+    # what killed downloads left behind goes even when nothing is downloaded now (all files already there)
+    dl.sweep_stale(folder, [*checksums, dl.SIDECAR_NAME], older_than=deadline)
     paths = []
     for name, sha in checksums.items():
+        size, size_uncompressed = SIZES.get(name, (None, None))
         try:
             if force:
-                paths.append(dl.fetch(name, MIRRORS, sha, folder, progress, force=True))
+                paths.append(dl.fetch(name, MIRRORS, sha, folder, progress, size=size,
+                                      size_uncompressed=size_uncompressed, force=True, deadline=deadline))
             else:
-                paths.append(dl.ensure(name, MIRRORS, sha, folder, progress=progress))
-        except dl.OfflineError as e:  # name every file still missing, not just the first one tried
-            missing = [n for n in checksums if dl.locate(n, folder) is None] or [name]
-            raise dl.missing_error(missing, MIRRORS, folder, offline=e) from None
+                paths.append(dl.ensure(name, MIRRORS, sha, folder, size=size, size_uncompressed=size_uncompressed,
+                                       progress=progress, deadline=deadline))
+        except dl.OfflineError as e:
+            missing = [n for n in checksums if dl.locate(n, folder) is None]
+            if name not in missing:  # a forced download of a file that is there: its own message says it is kept
+                raise
+            raise dl.missing_error(missing, MIRRORS, folder, offline=e) from None  # every file still missing
     return paths
 
 
