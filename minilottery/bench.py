@@ -50,7 +50,7 @@ import numpy as np
 
 from minilottery import backend
 from minilottery.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
-from minilottery.models import MODELS, build_model, output_layer, weight_names
+from minilottery.models import MODELS, _propagate, build_model, output_layer, weight_names
 from minilottery.optim import make_optimizer
 from minilottery.sparse import SparseModel
 from minilottery.train import train_step
@@ -58,6 +58,11 @@ from minilottery.train import train_step
 INPUT_SHAPE = (1, 28, 28)  # MNIST
 NUM_CLASSES = 10
 MNIST_TRAIN_EXAMPLES = 55_000  # 60,000 minus the 5,000 validation images
+MNIST_TEST_EXAMPLES = 10_000
+# Sane upper bounds of the options (the memory they need is checked against the machine's by check_memory).
+MAX_REPEATS = 10_000
+MAX_PEAK_SIZE = 16_384  # three 16384^2 float32 matrices: 3 GiB, 8.8 TFLOP per product
+MAX_SPARSE_IMAGES = 100_000
 SPARSE_FRACTIONS = (1.0, 0.1, 0.036, 0.01)
 MIN_BLOCK_SECONDS = 0.02  # each timed repeat runs at least this long, so the clock's resolution does not matter
 TORCH_MISSING = "PyTorch is not installed: skipping --compare-torch (pip install torch to compare)"
@@ -108,18 +113,101 @@ class BenchConfig:
         unknown = [m for m in self.models if m not in MODELS]
         if not self.models or unknown:
             raise ValueError(f"--models must be a comma-separated list of {', '.join(MODELS)}, got {','.join(self.models)!r}")
-        for option, value, low in (("--repeats", self.repeats, 1), ("--warmup", self.warmup, 0),
-                                   ("--batch-size", self.batch_size, 1), ("--eval-batch-size", self.eval_batch_size, 1),
-                                   ("--eval-repeats", self.eval_repeats, 1), ("--peak-repeats", self.peak_repeats, 1),
-                                   ("--sparse-images", self.sparse_images, 1), ("--sparse-repeats", self.sparse_repeats, 1)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{option} must be an integer >= {low}, got {value!r}")
-        if self.peak_size is not None and (not isinstance(self.peak_size, (int, np.integer)) or self.peak_size < 16):
-            raise ValueError(f"--peak-size must be an integer >= 16, got {self.peak_size!r}")
+        for option, value, low, high in (
+                ("--repeats", self.repeats, 1, MAX_REPEATS), ("--warmup", self.warmup, 0, MAX_REPEATS),
+                ("--batch-size", self.batch_size, 1, MNIST_TRAIN_EXAMPLES),  # a batch beyond the training set
+                ("--eval-batch-size", self.eval_batch_size, 1, MNIST_TEST_EXAMPLES),  # ... beyond the test set
+                ("--eval-repeats", self.eval_repeats, 1, MAX_REPEATS),
+                ("--peak-repeats", self.peak_repeats, 1, MAX_REPEATS),
+                ("--sparse-images", self.sparse_images, 1, MAX_SPARSE_IMAGES),
+                ("--sparse-repeats", self.sparse_repeats, 1, MAX_REPEATS)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+                raise ValueError(f"{option} must be an integer >= {low} and <= {high:,}, got {value!r}")
+        size = self.peak_size
+        if size is not None and (isinstance(size, bool) or not isinstance(size, (int, np.integer))
+                                 or not 16 <= size <= MAX_PEAK_SIZE):
+            raise ValueError(f"--peak-size must be an integer >= 16 and <= {MAX_PEAK_SIZE:,}, got {self.peak_size!r}")
         for f in self.sparse_fractions:
             if not 0.0 < f <= 1.0:
                 raise ValueError(f"--sparse-fractions must be in (0, 1], got {f!r}; e.g. 1,0.1,0.036,0.01")
         return self
+
+
+# -- memory bounds ---------------------------------------------------------------------------------------
+
+
+def available_memory(device: str) -> int | None:
+    """Bytes that can still be allocated on ``device``, or None where the system does not say.
+
+    CPU: ``MemAvailable`` of /proc/meminfo, lowered to what a container's cgroup limit leaves, else the free
+    physical pages. GPU: the free device memory (CUDA's ``memGetInfo``).
+    """
+    if device == "gpu":
+        free, _total = backend.get_backend("gpu").xp.cuda.runtime.memGetInfo()
+        return int(free)
+    found = []
+    try:
+        with open("/proc/meminfo") as f:
+            found += [int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")]  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = open("/sys/fs/cgroup/memory.max").read().strip()  # cgroup v2: "max" when unlimited
+        if limit != "max":
+            found.append(int(limit) - int(open("/sys/fs/cgroup/memory.current").read()))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return max(0, min(found))
+
+
+def floats_per_example(name: str, training: bool) -> int:
+    """float32 values one MNIST image takes in a pass of model ``name``, estimated from the layers' shapes.
+
+    Every layer's output (kept for backward), its gradient and the ReLU's mask: 3 per output value when
+    training, 1 in evaluation; a Conv2d also unfolds its input into im2col columns (C*KH*KW values per
+    output pixel), and backward builds their gradient.
+    """
+    model = build_model(name, INPUT_SHAPE)
+    floats = math.prod(INPUT_SHAPE)
+    for layer, shape in zip(model.layers, _propagate(model.layers, INPUT_SHAPE)):  # shape: (C, H, W) or (F,)
+        floats += (3 if training else 1) * math.prod(shape)
+        if isinstance(layer, Conv2d):
+            floats += (2 if training else 1) * layer.in_channels * layer.kh * layer.kw * shape[1] * shape[2]
+    return floats
+
+
+def memory_needs(config: BenchConfig, device: str) -> list[tuple[str, int, str, int]]:
+    """(option, its value, what it sizes, estimated bytes) of the largest allocation of each measurement."""
+    size = config.peak_size or (4096 if device == "gpu" else 2048)
+    needs = [("--peak-size", size, "the peak's square matrix product", 3 * 4 * size * size)]  # a, b, a @ b
+    for name in config.models:
+        weights = sum(math.prod(p.shape) for p in build_model(name, INPUT_SHAPE).parameters().values())
+        # 10 batches of images; per weight: itself, its mask, gradient and Adam's two moments.
+        train = config.batch_size * (floats_per_example(name, True) + 10 * math.prod(INPUT_SHAPE)) + 5 * weights
+        needs.append(("--batch-size", config.batch_size, f"{name}'s training step", 4 * train))
+        evaluation = config.eval_batch_size * floats_per_example(name, False) + 2 * weights
+        needs.append(("--eval-batch-size", config.eval_batch_size, f"{name}'s evaluation", 4 * evaluation))
+    if config.sparse:  # the images, and LeNet's activations on all of them at once
+        needs.append(("--sparse-images", config.sparse_images, "sparse inference",
+                      4 * config.sparse_images * floats_per_example("lenet_300_100", False)))
+    return needs
+
+
+def check_memory(config: BenchConfig, device: str, available: int | None = None) -> None:
+    """Raises ValueError, before anything is allocated, when a measurement would need more memory than
+    ``device`` has available (``available`` bytes; default: ``available_memory(device)``)."""
+    available = available_memory(device) if available is None else available
+    if available is None:
+        return
+    for option, value, what, need in memory_needs(config, device):
+        if need > available:
+            raise ValueError(f"{option} {value:,}: {what} would need about {need / 2**30:.1f} GiB of memory, more "
+                             f"than the {available / 2**30:.1f} GiB available on the {device}; use a smaller {option}")
 
 
 # -- machine ---------------------------------------------------------------------------------------------
@@ -552,6 +640,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     """
     config.validate()
     device = backend.get_backend(config.device).name  # fails early and clearly without a GPU
+    check_memory(config, device)  # sizes that would exhaust the memory fail here, before any allocation
     say = log or (lambda message: None)
     result: dict[str, Any] = {"device": device, "machine": machine_info(device), "config": asdict(config)}
     result["config"]["models"] = list(config.models)
@@ -628,4 +717,4 @@ def format_report(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BenchConfig", "format_report", "magnitude_masks", "output_fraction", "run_bench", "training_flops"]
+__all__ = ["BenchConfig", "check_memory", "format_report", "magnitude_masks", "output_fraction", "run_bench", "training_flops"]

@@ -33,6 +33,7 @@ completed round, with the same results an uninterrupted run gives.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -43,8 +44,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minilottery import runs
+from minilottery import runs, threads
 from minilottery.backend import get_backend
+from minilottery.files import stale_temporaries
 from minilottery.models import MODELS, build_model
 from minilottery.prune import (
     default_rates, full_masks, global_magnitude_prune, magnitude_prune, masked_weights, one_shot_rates,
@@ -54,6 +56,7 @@ from minilottery.train import TrainConfig, train
 
 CONTROLS = ("reinit", "random_prune")
 DATASETS = ("mnist", "cifar10")
+TRIALS_FILE = "trials.json"  # the marker of a ``minilottery trials`` folder (owned here so imp can refuse one)
 REINIT_SEED_OFFSET = 1000  # round r's reinit arm draws θ0' with build_model(seed=config.seed + 1000 + r)
 RANDOM_PRUNE_STREAM = 7  # random_prune's masks in round r come from default_rng([config.seed, 7, r])
 
@@ -285,26 +288,31 @@ def run_imp(
     input_shape = tuple(data.x_train.shape[1:])  # (C, H, W)
     model = build_model(config.model, input_shape, seed=config.seed)  # θ0: fixed by the seed
     rates = default_rates(config.model, model, config.prune_rate, config.conv_rate, config.output_rate)
-    run = _RunDir(out_dir, config, data, overwrite) if out_dir is not None else None
-    theta0 = run.theta0(model.state_dict()) if run else model.state_dict()
     result = IMPResult(config, [], Path(out_dir) if out_dir is not None else None)
-    rewind = run.rewind_weights() if run and run.done and config.rewind_iteration is not None else None
+    with contextlib.ExitStack() as stack:
+        run = None
+        if out_dir is not None:  # checked before the lock creates anything; one writer per run folder
+            _check_run_dir(Path(out_dir), run_record(config, data), overwrite)
+            stack.enter_context(runs.locked(out_dir))
+            run = _RunDir(out_dir, config, data, model.state_dict(), rates, overwrite)
+        theta0 = run.theta0(model.state_dict()) if run else model.state_dict()
+        rewind = run.rewind_weights() if run and run.done and config.rewind_iteration is not None else None
 
-    for index in itertools.count():
-        if run and index < len(run.done):  # finished before an interruption: read it back
-            rnd = run.load_round(index)
-        else:
-            masks = full_masks(_weights(theta0, rates)) if index == 0 else _next_masks(config, rates, result.rounds)
-            rnd, snapshot = _train_round(config, data, index, masks, theta0, rewind, device, progress)
-            if snapshot is not None:
-                rewind = snapshot
-            if run:
-                run.save_round(rnd, rewind if index == 0 else None)
-        result.rounds.append(rnd)
-        if on_round is not None:
-            on_round(rnd)
-        if _finished(config, result.rounds):
-            return result
+        for index in itertools.count():
+            if run and index < len(run.done):  # finished before an interruption: read it back
+                rnd = run.load_round(index)
+            else:
+                masks = full_masks(_weights(theta0, rates)) if index == 0 else _next_masks(config, rates, result.rounds)
+                rnd, snapshot = _train_round(config, data, index, masks, theta0, rewind, device, progress)
+                if snapshot is not None:
+                    rewind = snapshot
+                if run:
+                    run.save_round(rnd, rewind if index == 0 else None)
+            result.rounds.append(rnd)
+            if on_round is not None:
+                on_round(rnd)
+            if _finished(config, result.rounds):
+                return result
     raise AssertionError("unreachable")
 
 
@@ -458,104 +466,160 @@ def run_status(path: str | Path, config: IMPConfig, data: Any, overwrite: bool =
         interrupted: it will continue) or "complete" (this run, finished: it only reloads).
 
     Raises:
-        ValueError: ``path`` is a file, or holds a run of another config (and ``overwrite`` is False).
+        ValueError: ``path`` is a file or a trials folder, or holds a run of another config (and ``overwrite``
+        is False), or files that minilottery did not write.
     """
     path = Path(path)
     record = run_record(config.validate(), data)
+    if not _usable_out(path).is_dir():
+        return "new"
     if _check_run_dir(path, record, overwrite) or not (path / "config.json").is_file():
         return "new"
     done = runs.completed_rounds(path)
     return "complete" if is_complete(config, done) else "partial" if done else "new"
 
 
+def _usable_out(path: Path) -> Path:
+    """Raises ValueError when ``path`` cannot hold an IMP run: a file, or a ``minilottery trials`` folder."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} is a file; give a folder (new or holding this run)")
+    if (path / TRIALS_FILE).exists():
+        raise ValueError(f"--out {path} holds a `minilottery trials` run; continue it with `minilottery trials`, "
+                         f"or give `imp` another --out")
+    return path
+
+
 def _check_run_dir(path: Path, record: dict[str, Any], overwrite: bool) -> list[str]:
     """Raises ValueError unless DIR is new, holds this run, or ``overwrite`` allows replacing it; returns how
     the run there differs from ``record`` (empty: the same run, or nothing there)."""
-    if path.exists() and not path.is_dir():
-        raise ValueError(f"--out {path} is a file; give a folder (new or holding this run)")
-    own = runs.run_file_paths(path) if path.is_dir() else []
+    _usable_out(path)
     config_file = path / "config.json"
-    diffs = ["no config.json"] if own else []
-    if config_file.is_file():
-        try:
-            old = runs.read_json(config_file)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            old = {}
+    if config_file.is_file() or config_file.is_symlink():
+        old = runs.read_json(config_file, fix="choose another --out")
+        if config_file.is_symlink() or not runs.is_run_record(old):
+            raise ValueError(f"{config_file} was not written by minilottery (it is not an IMP run record); "
+                             f"choose another --out: nothing in {path} is replaced, even with --overwrite")
         diffs = _differences(old, record)
         if diffs and not overwrite:
             raise ValueError(f"{path} was made with a different config (differs in: {', '.join(diffs)}); "
                              f"use --overwrite to replace it or choose another --out")
-    elif own and not overwrite:
-        raise ValueError(f"{path} holds IMP run files but no config.json; use --overwrite to replace them "
-                         f"or choose another --out")
-    return diffs
+        return diffs
+    found = [p.name for p in runs.round_dirs(path)] + [n for n in runs.RUN_FILES if (path / n).exists()]
+    if found:
+        raise ValueError(f"{path} holds files named like a run's ({', '.join(found[:3])}) but no config.json; "
+                         f"minilottery will not delete them, even with --overwrite: choose another --out")
+    return []
 
 
 class _RunDir:
     """DIR of one run (see ``runs.py``): checks it against the config, then reads and writes rounds.
 
-    Opening it validates everything first (so bad input destroys nothing), then discards what an
-    interrupted run left half-done: temporary files and every round folder from the first one without
-    its round.json marker on.
+    Opening it validates everything first (so bad input destroys nothing): the config, and every file of the
+    completed rounds (names and shapes), so that a damaged file is named now, not after hours of training.
+    Then it discards what an interrupted run left half-done: temporary files and every round folder from the
+    first one without its round.json marker on. The caller holds the folder's lock (``runs.locked``).
     """
 
-    def __init__(self, path: str | Path, config: IMPConfig, data: Any, overwrite: bool) -> None:
+    def __init__(self, path: str | Path, config: IMPConfig, data: Any, state: dict[str, np.ndarray],
+                 rates: dict[str, float], overwrite: bool) -> None:
         self.path = Path(path)
         self.config = config
         self.record = run_record(config, data)
+        self.shapes = {name: tuple(value.shape) for name, value in state.items()}
+        self.mask_shapes = {name: self.shapes[name] for name in rates}
         diffs = _check_run_dir(self.path, self.record, overwrite)
-        own = runs.run_file_paths(self.path) if self.path.is_dir() else []
-        # From here on DIR is ours to change. --overwrite replaces only a run of another config: the same
-        # config is this run, which continues.
-        if overwrite and diffs:
-            runs.remove_paths(own)
+        # From here on DIR is ours to change. --overwrite replaces a run of another config, or a damaged one;
+        # an intact run of the same config is this run, which continues.
+        replace = bool(diffs)
+        if not diffs and (self.path / "config.json").is_file():
+            try:
+                self._check_files()
+            except runs.RunFileError:
+                if not overwrite:
+                    raise
+                replace = True
+        if replace:
+            runs.remove_run(self.path)
+        self.record["environment"] = self._environment()
         runs.atomic_write_json(self.path / "config.json", self.record)
         self.done = runs.completed_rounds(self.path)
-        stale = [p for p in runs.round_dirs(self.path) if int(p.name[6:]) >= len(self.done)]
-        stale += [p for p in self.path.glob(f".*{runs.TMP_SUFFIX}") if p.is_file()]
-        runs.remove_paths(stale)
+        for stale in runs.round_dirs(self.path)[len(self.done):]:  # rounds without their round.json marker
+            runs.remove_folder(stale)
+        for temporary in stale_temporaries(self.path):
+            temporary.unlink()
         if self.done:  # a run killed between a round's marker and its summary: bring the summary up to date
             runs.write_summary(self.path, self.record, self.done)
+
+    def _environment(self) -> dict[str, Any]:
+        """The BLAS library and thread count the run started with (results depend on them: README,
+        "Threads and reproducibility"); continuing under other settings warns and is recorded too."""
+        current = threads.describe()
+        config_file = self.path / "config.json"
+        if not config_file.is_file():
+            return current
+        old = runs.read_json(config_file, dict)
+        recorded = old.get("environment")
+        message = threads.difference(recorded, current)
+        if message:
+            warnings.warn(f"{self.path}: {message}", RuntimeWarning, stacklevel=4)
+            self.record["resumed_with"] = [*old.get("resumed_with", []), current]
+        elif "resumed_with" in old:
+            self.record["resumed_with"] = old["resumed_with"]
+        return recorded or current
+
+    def _check_files(self) -> None:
+        """Reads every file the resumed run will use; raises RunFileError naming the first damaged one."""
+        done = runs.completed_rounds(self.path)
+        if done or (self.path / "theta0.npz").exists():
+            runs.load_npz(self.path / "theta0.npz", self.shapes)
+        if done and self.config.rewind_iteration is not None:
+            runs.load_npz(self.path / "rewind.npz", self.shapes)
+        for index in range(len(done)):
+            self.load_round(index, done)
 
     def theta0(self, fresh: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """θ0 from DIR/theta0.npz, writing ``fresh`` there first if the run is new."""
         path = self.path / "theta0.npz"
         if not path.is_file():
             runs.atomic_savez(path, **fresh)
-        return runs.load_npz(path)
+        return runs.load_npz(path, self.shapes)
 
     def rewind_weights(self) -> dict[str, np.ndarray]:
-        path = self.path / "rewind.npz"
-        if not path.is_file():
-            raise ValueError(f"{path} is missing although round 0 is complete; use --overwrite to start again")
-        return runs.load_npz(path)
+        return runs.load_npz(self.path / "rewind.npz", self.shapes)
 
     def save_round(self, rnd: RoundResult, rewind: dict[str, np.ndarray] | None) -> None:
         """Writes every file of the round, then round.json (the completion marker), then the summary."""
         folder = runs.round_dir(self.path, rnd.index)
         if rewind is not None:
             runs.atomic_savez(self.path / "rewind.npz", **rewind)
-        runs.atomic_savez(folder / "masks.npz", **rnd.masks)
+        runs.atomic_savez(runs.check_real_folder(folder, self.path) / "masks.npz", **rnd.masks)
         for name, arm in rnd.arms.items():
-            runs.atomic_savez(folder / name / "init.npz", **arm.init_weights)
-            runs.atomic_savez(folder / name / "final.npz", **arm.final_weights)
-            runs.atomic_write_json(folder / name / "metrics.json", arm.metrics)
+            arm_dir = runs.check_real_folder(folder / name, self.path)
+            runs.atomic_savez(arm_dir / "init.npz", **arm.init_weights)
+            runs.atomic_savez(arm_dir / "final.npz", **arm.final_weights)
+            runs.atomic_write_json(arm_dir / "metrics.json", arm.metrics)
             if name == "random_prune":
-                runs.atomic_savez(folder / name / "masks.npz", **arm.masks)
+                runs.atomic_savez(arm_dir / "masks.npz", **arm.masks)
         runs.atomic_write_json(folder / "round.json", rnd.info)
         self.done.append(rnd.info)
         runs.write_summary(self.path, self.record, self.done)
 
-    def load_round(self, index: int) -> RoundResult:
+    def load_round(self, index: int, done: list[dict[str, Any]] | None = None) -> RoundResult:
+        """Round ``index`` read back (every array checked by name and shape against the model)."""
+        info = (self.done if done is None else done)[index]
         folder = runs.round_dir(self.path, index)
-        masks = runs.load_npz(folder / "masks.npz")
+        masks = runs.load_npz(folder / "masks.npz", self.mask_shapes)
         arms = {}
-        for name in self.done[index]["arms"]:
-            arm_masks = runs.load_npz(folder / name / "masks.npz") if name == "random_prune" else masks
-            arms[name] = ArmResult(arm_masks, runs.load_npz(folder / name / "init.npz"),
-                                   runs.load_npz(folder / name / "final.npz"),
-                                   runs.read_json(folder / name / "metrics.json"))
-        return RoundResult(index, masks, arms, self.done[index])
+        for name in info["arms"]:
+            if name not in ("ticket", *CONTROLS):
+                raise runs.RunFileError(f"{folder / 'round.json'} names an unknown arm {name!r}; {runs.DAMAGED_FIX}")
+            arm_masks = runs.load_npz(folder / name / "masks.npz", self.mask_shapes) if name == "random_prune" else masks
+            metrics = runs.read_json(folder / name / "metrics.json", dict)
+            if not isinstance(metrics.get("history"), dict):
+                raise runs.RunFileError(f"{folder / name / 'metrics.json'} has no training history; {runs.DAMAGED_FIX}")
+            arms[name] = ArmResult(arm_masks, runs.load_npz(folder / name / "init.npz", self.shapes),
+                                   runs.load_npz(folder / name / "final.npz", self.shapes), metrics)
+        return RoundResult(index, masks, arms, info)
 
 
 def _describe(data: Any, name: str) -> dict[str, Any]:

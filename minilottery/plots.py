@@ -37,15 +37,9 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from minilottery.files import atomic_savefig
+from minilottery import runs
+from minilottery.runs import ARMS, FIGURES  # the run folder's layout owns these names
 
-ARMS = ("ticket", "reinit", "random_prune")
-FIGURES = (
-    "accuracy_vs_weights",
-    "early_stop_vs_weights",
-    "learning_curves",
-    "first_layer_mask",
-    "layer_percent_by_round",
-)
 # Percent-remaining levels the paper's Figure 3 shows; the run's rounds closest to them are drawn.
 LEARNING_CURVE_TARGETS = (100.0, 51.3, 21.1, 7.0, 3.6)
 
@@ -78,62 +72,20 @@ RC = {
 DPI = 150
 X_LABEL = "weights remaining (%, log scale)"
 
-NOT_A_RUN = "{} is not a minilottery run directory (no summary.json or round_*/round.json)"
-
-
 # ----------------------------------------------------------------------------------------------------------------
-# Loading
-
-
-def round_dirs(run_dir: str | Path) -> dict[int, Path]:
-    """``{round number: DIR/round_XXX}`` for every round directory, sorted by round (complete or not)."""
-    found = {}
-    for path in Path(run_dir).glob("round_*"):
-        suffix = path.name[len("round_") :]
-        if path.is_dir() and suffix.isdigit():
-            found[int(suffix)] = path
-    return dict(sorted(found.items()))
-
-
-def is_run_dir(run_dir: str | Path) -> bool:
-    """True when ``run_dir`` holds a summary.json or at least one completed round (round_*/round.json)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "summary.json").is_file():
-        return True
-    return any((path / "round.json").is_file() for path in round_dirs(run_dir).values())
-
-
-def _assemble_summary(run_dir: Path) -> dict:
-    """The summary of a run without summary.json (e.g. still running): config.json + each round's round.json."""
-    config_path = run_dir / "config.json"
-    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
-    rounds = []
-    for path in round_dirs(run_dir).values():
-        # round.json is written last for a round, so its presence means the round is complete.
-        if (path / "round.json").is_file():
-            rounds.append(json.loads((path / "round.json").read_text()))
-    return {"config": config, "rounds": rounds}
+# Loading (the run folder's format belongs to ``minilottery.runs``; a trials folder's to ``minilottery.trials``)
 
 
 def load_summary(run_dir: str | Path) -> dict:
-    """``{"config": {...}, "rounds": [round.json contents, ...]}`` of a run directory.
+    """``{"config": {...}, "rounds": [round.json contents, ...]}`` of a run folder, or of a ``trials`` folder
+    the aggregate (mean, min, max) of its finished trials, also while others still run.
 
-    Uses ``minilottery.runs.load_summary`` when the package has it (it owns the format) and otherwise reads
-    summary.json, falling back to assembling the rounds from round_*/round.json.
-    Raises ValueError when ``run_dir`` is not a run directory.
+    Raises:
+        ValueError: ``run_dir`` holds no run, or a damaged one (one line naming the file).
     """
-    run_dir = Path(run_dir)
-    if not is_run_dir(run_dir):
-        raise ValueError(NOT_A_RUN.format(run_dir))
-    try:
-        from minilottery.runs import load_summary as runs_load_summary
-    except ImportError:
-        runs_load_summary = None
-    if runs_load_summary is not None:
-        return runs_load_summary(run_dir)
-    if (run_dir / "summary.json").is_file():
-        return json.loads((run_dir / "summary.json").read_text())
-    return _assemble_summary(run_dir)
+    from minilottery.trials import is_trials_dir, load_trials_summary
+
+    return load_trials_summary(run_dir) if is_trials_dir(run_dir) else runs.load_summary(run_dir)
 
 
 def trial_run_dirs(run_dir: str | Path) -> list[Path]:
@@ -176,13 +128,18 @@ def _mean_histories(per_trial: list[dict[int, dict[str, dict]]]) -> dict[int, di
 
 def _run_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
     histories: dict[int, dict[str, dict]] = {}
-    for number, path in round_dirs(run_dir).items():
+    for path in runs.round_dirs(run_dir):
+        number = int(path.name[len("round_"):])
         if rounds is not None and number not in rounds:
             continue
         for arm in arms:
             metrics = path / arm / "metrics.json"
             if metrics.is_file():
-                histories.setdefault(number, {})[arm] = json.loads(metrics.read_text())["history"]
+                history = runs.read_json(metrics, dict).get("history")
+                if not isinstance(history, dict) or not {"iteration", "test_accuracy"} <= set(history):
+                    raise runs.RunFileError(f"{metrics} has no training history (iteration, test_accuracy); "
+                                            f"{runs.DAMAGED_FIX}")
+                histories.setdefault(number, {})[arm] = history
     return histories
 
 
@@ -201,13 +158,14 @@ def load_masks(run_dir: str | Path, name: str, rounds=None) -> dict[int, np.ndar
     """``{round: mask}`` of one parameter (e.g. "1.W") from DIR/round_XXX/masks.npz, as float 0/1 host arrays
     (for a trials folder: the first trial's)."""
     masks = {}
-    for number, path in round_dirs(trial_run_dirs(run_dir)[0]).items():
+    for path in runs.round_dirs(trial_run_dirs(run_dir)[0]):
+        number = int(path.name[len("round_"):])
         if rounds is not None and number not in rounds:
             continue
         if (path / "masks.npz").is_file():
-            with np.load(path / "masks.npz") as npz:
-                if name in npz.files:
-                    masks[number] = npz[name].astype(np.float32)
+            found = runs.load_npz(path / "masks.npz")
+            if name in found:
+                masks[number] = found[name].astype(np.float32)
     return masks
 
 
@@ -270,6 +228,7 @@ def dense_spread(summary: dict, key: str) -> dict | None:
 def select_rounds(summary: dict, targets=LEARNING_CURVE_TARGETS) -> list[int]:
     """Rounds whose percent remaining is closest (in log scale) to each target, without repeats, in order."""
     rounds = [(r["round"], float(r["percent_remaining"])) for r in summary.get("rounds", [])]
+    rounds = [(number, p) for number, p in rounds if p > 0]  # 0% has no log: a network with no weight left
     chosen = []
     for target in targets:
         if not rounds:
@@ -321,6 +280,7 @@ def _style_axes(ax) -> None:
 def _percent_x_axis(ax, percents) -> None:
     """Log-scaled, reversed percent axis (100 on the left, as in the paper) with ticks at the rounds' percents."""
     ax.set_xscale("log")
+    percents = [p for p in percents if p > 0] or [100.0]  # 0% has no place on a log axis
     ticks = _percent_ticks(percents)
     ax.xaxis.set_major_locator(FixedLocator(ticks))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda p, _: _fmt_percent(p)))
@@ -347,13 +307,17 @@ def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
     percents = []
     for i, arm in enumerate(arms_in(summary)):
         xs, ys = arm_series(summary, arm, key)
+        spread = arm_spread(summary, arm, key)
+        drawable = [j for j, x in enumerate(xs) if x > 0]  # a log axis has no 0%: those rounds are left out
+        xs, ys = [xs[j] for j in drawable], [ys[j] for j in drawable]
+        if spread is not None:
+            spread = ([spread[0][j] for j in drawable], [spread[1][j] for j in drawable])
         if not xs:
             continue
         style = ARM_STYLE.get(
             arm,
             {"label": arm, "color": COLORS[i % len(COLORS)], "linestyle": "-.", "marker": MARKERS[i % len(MARKERS)]},
         )
-        spread = arm_spread(summary, arm, key)
         if spread is None:
             ax.plot(xs, [y * scale for y in ys], markeredgecolor="white", markeredgewidth=0.8, **style)
         else:  # trials: the mean, with error bars from the minimum to the maximum, as in the paper
@@ -504,14 +468,14 @@ def plot_layer_percent_by_round(summary: dict) -> Figure:
         for i, name in enumerate(names):
             points = [(r["round"], r["layers"][name]) for r in rounds if name in r.get("layers", {})]
             xs = [x for x, _ in points]
-            ys = [info["percent"] for _, info in points]
+            ys = [_on_log_axis(info["percent"]) for _, info in points]
             total = points[0][1].get("total")
             label = f"{name} ({total:,} weights)" if total else name
             ax.plot(xs, ys, color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)],
                     linestyle=LINESTYLES[i % len(LINESTYLES)], markeredgecolor="white", markeredgewidth=0.8,
                     label=label)
         if rounds:
-            ax.plot([r["round"] for r in rounds], [r["percent_remaining"] for r in rounds], color="0.45",
+            ax.plot([r["round"] for r in rounds], [_on_log_axis(r["percent_remaining"]) for r in rounds], color="0.45",
                     linewidth=5, alpha=0.6, zorder=0, label="whole network")
         ax.set_yscale("log")
         _plain_log_labels(ax.yaxis, [r["percent_remaining"] for r in rounds] or [100.0])
@@ -527,8 +491,14 @@ def plot_layer_percent_by_round(summary: dict) -> Figure:
     return fig
 
 
+def _on_log_axis(percent: float) -> float:
+    """``percent``, or nan (not drawn: the line ends there) for 0%, which a log axis cannot show."""
+    return float(percent) if percent > 0 else math.nan
+
+
 def _plain_log_labels(axis, values) -> None:
     """Label a log axis with plain percents (100, 50, 20) instead of 10^2; within one decade label 2..9 too."""
+    values = [v for v in values if v > 0] or [100.0]  # a layer pruned to 0% has no place on a log axis
     span = max(values) / min(values)
     labelled = set(range(2, 10)) if span < 10 else {2, 5}
 
@@ -562,7 +532,8 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
     summary = load_summary(run_dir)
     if not summary.get("rounds"):
         raise ValueError(f"{run_dir} has no completed round yet; run `minilottery imp` until round 0 finishes")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "figures"
+    # The default folder is the run's own: refuse a symlink there rather than write through it.
+    out_dir = Path(out_dir) if out_dir is not None else runs.check_real_folder(run_dir / runs.FIGURES_FOLDER, run_dir)
     written = []
     written += save_figure(plot_accuracy_vs_weights(summary), out_dir, "accuracy_vs_weights")
     written += save_figure(plot_early_stop_vs_weights(summary), out_dir, "early_stop_vs_weights")

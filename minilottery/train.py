@@ -21,6 +21,7 @@ import dataclasses
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,6 +46,19 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, message: str, iteration: int) -> None:
         super().__init__(message)
         self.iteration = iteration
+
+    def __reduce__(self):
+        # The default pickling of an exception calls ``cls(*self.args)``, which lacks ``iteration``: a worker
+        # process raising this error would reach the parent as a BrokenProcessPool instead.
+        return type(self), (str(self.args[0]), self.iteration)
+
+
+class ChanceLevelWarning(UserWarning):
+    """Training ended with the validation accuracy at chance level: it diverged (but stayed finite) or did
+    not learn, e.g. Adam with a learning rate far too large. The numbers are still recorded."""
+
+
+CHANCE_FACTOR = 1.5  # a final validation accuracy <= CHANCE_FACTOR / classes counts as chance level
 
 
 @dataclass
@@ -217,10 +231,13 @@ def train(
         ValueError: an invalid config, labels outside the model's classes, an empty split, a batch larger
             than the training set, or a snapshot iteration outside 0..iterations.
         NonFiniteLossError: the training loss became nan or inf; the message names the first such iteration.
+
+    Warns:
+        ChanceLevelWarning: the final validation accuracy is at chance level (<= 1.5 / number of classes).
     """
     config.validate()
     snapshot_at = _check_snapshots(snapshot_at, config.iterations)
-    _check_data(model, data)
+    num_classes = _check_data(model, data)
     n_train = len(data.y_train)
     if config.batch_size > n_train:
         raise ValueError(f"--batch-size {config.batch_size} is larger than the training set ({n_train} examples); "
@@ -242,33 +259,37 @@ def train(
     pending: list[Any] = []  # 0-d device losses of the steps since the last evaluation
     started = time.perf_counter()
     bar = tqdm(total=config.iterations, desc=desc or None, disable=not progress, unit="it", dynamic_ncols=True)
-    try:
-        order = None
-        for iteration in range(1, config.iterations + 1):
-            step_in_epoch = (iteration - 1) % batches_per_epoch
-            if step_in_epoch == 0:  # a new epoch: a new permutation, moved to the device once
-                order = to_device(order_rng.permutation(n_train), device)  # (n_train,) int64
-            index = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]  # (B,)
-            pending.append(train_step(model, optimizer, x_train[index], y_train[index]))
-            bar.update(1)
+    # NumPy's overflow/invalid warnings are off: a loss that is not finite is caught below (_check_finite),
+    # naming its iteration, which those warnings would only repeat, less clearly.
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            order = None
+            for iteration in range(1, config.iterations + 1):
+                step_in_epoch = (iteration - 1) % batches_per_epoch
+                if step_in_epoch == 0:  # a new epoch: a new permutation, moved to the device once
+                    order = to_device(order_rng.permutation(n_train), device)  # (n_train,) int64
+                index = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]  # (B,)
+                pending.append(train_step(model, optimizer, x_train[index], y_train[index]))
+                bar.update(1)
 
-            if iteration in snapshot_at:
-                snapshots[iteration] = model.state_dict()
-            if iteration % config.eval_every == 0 or iteration == config.iterations:
-                losses = to_numpy(xp.stack(pending))  # (steps since last eval,): one copy, one sync
-                _check_finite(losses, iteration - len(losses) + 1, config)
-                pending = []
-                val_loss, val_acc = evaluate(model, x_val, y_val, config.eval_batch_size)
-                test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
-                for key, value in zip(HISTORY_KEYS, (iteration, float(losses.mean()), val_loss, val_acc,
-                                                     test_loss, test_acc)):
-                    history[key].append(value)
-                bar.set_postfix(loss=f"{losses.mean():.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
-    finally:
-        bar.close()
+                if iteration in snapshot_at:
+                    snapshots[iteration] = model.state_dict()
+                if iteration % config.eval_every == 0 or iteration == config.iterations:
+                    losses = to_numpy(xp.stack(pending))  # (steps since last eval,): one copy, one sync
+                    _check_finite(losses, iteration - len(losses) + 1, config)
+                    pending = []
+                    val_loss, val_acc = evaluate(model, x_val, y_val, config.eval_batch_size)
+                    test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
+                    for key, value in zip(HISTORY_KEYS, (iteration, float(losses.mean()), val_loss, val_acc,
+                                                         test_loss, test_acc)):
+                        history[key].append(value)
+                    bar.set_postfix(loss=f"{losses.mean():.4f}", val_acc=f"{val_acc:.4f}", refresh=False)
+        finally:
+            bar.close()
 
     val_losses = np.array(history["val_loss"])
     best = int(np.argmin(np.where(np.isnan(val_losses), np.inf, val_losses)))  # the first minimum
+    _warn_if_chance_level(history["val_accuracy"][-1], num_classes, config)
     return TrainResult(
         history=history,
         early_stop_iteration=history["iteration"][best],
@@ -313,8 +334,10 @@ def _check_snapshots(snapshot_at: Iterable[int], iterations: int) -> set[int]:
     return wanted
 
 
-def _check_data(model: Sequential, data: Any) -> None:
-    """Checks on the host, once, that every split is non-empty with labels in 0..K-1 (K = the output width)."""
+def _check_data(model: Sequential, data: Any) -> int:
+    """Checks on the host, once, that every split is non-empty with labels in 0..K-1 (K = the output width).
+
+    Returns K, the number of classes."""
     weights = [layer for layer in model.layers if "W" in layer.params]
     if not weights:
         raise ValueError("the model has no weighted layer to train")
@@ -331,6 +354,20 @@ def _check_data(model: Sequential, data: Any) -> None:
         if low < 0 or high >= num_classes:
             raise ValueError(f"y_{split} must hold labels in 0..{num_classes - 1} (the model has {num_classes} "
                              f"outputs), got labels from {low} to {high}")
+    return num_classes
+
+
+def _warn_if_chance_level(val_accuracy: float, num_classes: int, config: TrainConfig) -> None:
+    """Warns (ChanceLevelWarning) when the final validation accuracy is no better than guessing.
+
+    A learning rate far too large can make the loss blow up without becoming nan (e.g. Adam at 10 drives
+    every ReLU dead): the run then "finishes" at ~1/K accuracy, which is worth a word.
+    """
+    if val_accuracy <= CHANCE_FACTOR / num_classes:
+        warnings.warn(ChanceLevelWarning(
+            f"final validation accuracy {100 * val_accuracy:.1f}% is at chance level ({num_classes} classes): "
+            f"training diverged (lower --lr, now {config.lr:g}) or did not learn yet (more --iterations)"),
+            stacklevel=3)
 
 
 def _check_finite(losses: np.ndarray, first_iteration: int, config: TrainConfig) -> None:

@@ -8,12 +8,16 @@ especially. ``run_trials`` runs K independent IMP experiments with seeds s, s+1,
 Where the trials run. Any ``concurrent.futures.Executor`` will do; we do not write a scheduler:
 
 * ``workers=1`` (no executor): one after another in this process, with a progress bar per training;
-* ``workers=W``: a ``ProcessPoolExecutor`` of W processes. Each process limits its BLAS to
-  ``cores // W`` threads (``threadpoolctl``), so W trials do not fight over the cores;
+* ``workers=W``: a ``ProcessPoolExecutor`` of W processes;
 * ``executor=client.get_executor()`` of a Dask ``distributed.Client`` (``minilottery trials --scheduler
   HOST:PORT``, extra ``minilottery[dask]``): an existing cluster. The workers read the data and write the
   trial folders themselves, so the data folder and OUT must be paths every worker can reach (the same machine,
   or a shared file system).
+
+Wherever it runs, every trial limits its BLAS to ``threads`` threads (``minilottery.threads``; default
+``$MINILOTTERY_THREADS``, else 1). The thread count changes the order in which products add up, so a trial
+gives bit-identical results to ``run_imp`` (``minilottery imp``) at the same thread count, and to itself run
+with any number of workers.
 
 Layout of OUT::
 
@@ -45,10 +49,10 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from minilottery import runs
+from minilottery import threads as blas_threads
 from minilottery.backend import get_backend
-from minilottery.imp import IMPConfig, is_complete, run_imp, run_status
+from minilottery.imp import TRIALS_FILE, IMPConfig, is_complete, run_imp, run_status
 
-TRIALS_FILE = "trials.json"
 METRICS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
 POLL_SECONDS = 1.0  # how often the progress bar counts the trials' completed rounds
 
@@ -86,8 +90,7 @@ class TrialTask:
         loader: a picklable callable returning the ``Dataset`` (e.g. ``functools.partial(load_mnist, DIR)``);
             called in the worker, so the data is read where it is used rather than sent over a pipe.
         device: "cpu" or "gpu".
-        blas_threads: BLAS threads for this trial (None: the worker's own default; inside a Dask worker
-            that runs several tasks at once, the cores divided by its task slots).
+        threads: BLAS threads for this trial (``minilottery.threads``; None: ``threads.resolve()`` in the worker).
         overwrite: replace a run of another config in ``out_dir``.
         progress: progress bars (only sensible when the trial runs in this process).
     """
@@ -96,7 +99,7 @@ class TrialTask:
     out_dir: str
     loader: Callable[[], Any]
     device: str = "cpu"
-    blas_threads: int | None = None
+    threads: int | None = None
     overwrite: bool = False
     progress: bool = False
 
@@ -104,36 +107,11 @@ class TrialTask:
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Runs (or continues) one trial; returns its summary (``IMPResult.summary()``)."""
     out = Path(task.out_dir)
-    with _trial_lock(out.parent / f".{out.name}.lock"), _blas_threads(task.blas_threads):
+    with _trial_lock(out.parent / f".{out.name}.lock"), blas_threads.limit(task.threads):
         config = IMPConfig.from_dict(task.config)
         result = run_imp(config, task.loader(), out_dir=out, device=task.device, progress=task.progress,
                          overwrite=task.overwrite)
         return result.summary()
-
-
-@contextlib.contextmanager
-def _blas_threads(threads: int | None) -> Iterator[None]:
-    """Limits BLAS (OpenBLAS, MKL, ...) to ``threads`` threads while the trial runs."""
-    if threads is None:
-        threads = _dask_worker_share()
-    if threads is None:
-        yield
-        return
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=threads, user_api="blas"):
-        yield
-
-
-def _dask_worker_share() -> int | None:
-    """Inside a Dask worker: the machine's cores divided by the worker's task slots; otherwise None."""
-    try:
-        from distributed import get_worker
-
-        slots = get_worker().state.nthreads
-    except (ImportError, ValueError, AttributeError):  # no distributed, or not inside a Dask task
-        return None
-    return max(1, (os.cpu_count() or 1) // max(1, slots))
 
 
 @contextlib.contextmanager
@@ -198,7 +176,7 @@ def run_trials(
     workers: int = 1,
     executor: concurrent.futures.Executor | None = None,
     device: str | None = None,
-    blas_threads: int | None = None,
+    threads: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
     log: Callable[[str], None] | None = print,
@@ -213,8 +191,8 @@ def run_trials(
         workers: processes of the local pool (1: run in this process). Ignored when ``executor`` is given.
         executor: run the trials there instead (e.g. a Dask client's ``get_executor()``).
         device: "cpu" or "gpu" for every trial.
-        blas_threads: BLAS threads per trial (default: all cores with ``workers=1``, else ``cores // workers``;
-            on a Dask worker, its cores divided by its task slots).
+        threads: BLAS threads per trial, wherever it runs (default: ``minilottery.threads.resolve()``,
+            i.e. $MINILOTTERY_THREADS, else 1). Each trial equals ``run_imp`` under ``threads.limit(threads)``.
         overwrite: replace trial folders holding a run of another config.
         progress: a progress bar (rounds done over all trials).
         log: where one line per finished trial goes (None: nowhere).
@@ -226,12 +204,12 @@ def run_trials(
     for name, value in (("--trials", trials), ("--workers", workers)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    if blas_threads is not None and (isinstance(blas_threads, bool) or not isinstance(blas_threads, (int, np.integer))
-                                     or blas_threads < 1):
-        raise ValueError(f"--blas-threads must be a positive integer, got {blas_threads!r}")
+    threads_per_trial = blas_threads.resolve(threads)  # resolved here, so every worker uses the same count
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a folder (new or holding these trials)")
+    if (out / "config.json").exists() and not is_trials_dir(out):
+        raise ValueError(f"--out {out} holds a `minilottery imp` run; give `trials` another --out")
     device = get_backend(device).name
     seeds = trial_seeds(config.seed, trials)
     data = loader()  # missing data fails here, once, rather than in every worker
@@ -239,11 +217,9 @@ def run_trials(
     del data
     runs.atomic_write_json(out / TRIALS_FILE, {"config": config.to_dict(), "seeds": seeds})
 
-    if blas_threads is None and executor is None and workers > 1:
-        blas_threads = max(1, (os.cpu_count() or 1) // workers)
     in_process = executor is None and workers == 1
     tasks = {seed: TrialTask(trial_config(config, seed).to_dict(), str(trial_dir(out, seed)), loader, device,
-                             blas_threads, overwrite, progress and in_process)
+                             threads_per_trial, overwrite, progress and in_process)
              for seed in seeds if status[seed] != "complete"}
     summaries = {seed: runs.load_summary(trial_dir(out, seed)) for seed in seeds if status[seed] == "complete"}
     if log and summaries:
@@ -377,6 +353,27 @@ def load_trial_summaries(out_dir: str | os.PathLike[str]) -> dict[int, dict[str,
             if runs.completed_rounds(path)}
 
 
+def load_trials_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The aggregate (``aggregate``) of a trials folder's finished trials, so that ``report`` and ``plot`` can
+    read a folder whose other trials are still running; "trials" lists the finished trials' seeds.
+
+    Raises:
+        ValueError: no trial has finished yet, or a trial's files are damaged (the message names the file).
+    """
+    out = Path(out_dir)
+    record = runs.read_json(out / TRIALS_FILE, dict)
+    if not isinstance(record.get("config"), dict) or not isinstance(record.get("seeds"), list):
+        raise runs.RunFileError(f"{out / TRIALS_FILE} is not a trials record (needs 'config' and 'seeds'); "
+                                f"{runs.DAMAGED_FIX}")
+    config = IMPConfig.from_dict(record["config"])
+    finished = [runs.load_summary(trial_dir(out, seed)) for seed in record["seeds"]
+                if is_complete(config, runs.completed_rounds(trial_dir(out, seed)))]
+    if not finished:
+        raise ValueError(f"{out}: none of its {len(record['seeds'])} trials has finished yet; wait for one, or "
+                         f"look at a trial in progress with `minilottery report {trial_dir(out, record['seeds'][0])}`")
+    return aggregate(finished)
+
+
 def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
     """Whether every trial listed in OUT/trials.json has finished."""
     record = runs.read_json(Path(out_dir) / TRIALS_FILE)
@@ -385,5 +382,5 @@ def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
 
 
 __all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "aggregate_csv", "is_trials_dir",
-           "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
+           "load_trial_summaries", "load_trials_summary", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
            "trial_dirs", "trial_seeds", "trials_complete"]

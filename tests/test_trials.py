@@ -39,7 +39,7 @@ def cli_synthetic_loader(dataset, data_dir):
 
 
 def run_small(out, config=CONFIG, trials=2, **kwargs):
-    options = {"workers": 1, "blas_threads": 1, "progress": False, "log": None, **kwargs}
+    options = {"workers": 1, "threads": 1, "progress": False, "log": None, **kwargs}
     return run_trials(config, trials, out, synthetic_loader, **options)
 
 
@@ -173,7 +173,7 @@ def test_another_config_is_refused_before_anything_runs(sequential, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, message", [({"trials": 0}, "--trials"), ({"workers": 0}, "--workers"),
-                                             ({"blas_threads": 0}, "--blas-threads")])
+                                             ({"threads": 0}, "--threads")])
 def test_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         run_small(tmp_path / "x", **kwargs)
@@ -220,7 +220,7 @@ SYNTHETIC_CLI = (
     "c.load_data = cli_synthetic_loader; from minilottery.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 CLI_ARGS = ["trials", "--model", "lenet_300_100", "--rounds", "2", "--iterations", "60", "--eval-every", "20",
-            "--controls", "reinit", "--trials", "2", "--seed", "3", "--blas-threads", "1", "--no-progress"]
+            "--controls", "reinit", "--trials", "2", "--seed", "3", "--threads", "1", "--no-progress"]
 
 
 def cli(args, prefix=None, timeout=180):

@@ -8,6 +8,8 @@ Prints, per model, the median time of a training step (forward, loss, backward, 
 its GFLOP/s against the machine's measured float32 matmul peak, evaluation throughput and peak memory; then
 dense versus sparse (SciPy CSR) inference of LeNet-300-100 pruned to 100%, 10%, 3.6% and 1% (``--no-sparse``
 skips it). The measurement methods are described in ``minilottery/bench.py``. Progress goes to stderr.
+Sizes beyond the options' bounds, or that would need more memory than the device has free, are refused
+in one line before anything is allocated.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import argparse
 import json
 import sys
 
-from minilottery import backend
+from minilottery import backend, threads
 from minilottery.bench import TORCH_MISSING, BenchConfig, format_report, run_bench, torch_available
 from minilottery.models import MODELS
 
@@ -57,6 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="also time the same step in PyTorch, if it is installed")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and synthetic data")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    threads.add_argument(parser, help=f"BLAS threads for the training steps, evaluation and dense inference "
+                                      f"(default: ${threads.ENV}, else {threads.DEFAULT})")
     parser.set_defaults(func=run)
     return parser
 
@@ -71,9 +75,12 @@ def run(args: argparse.Namespace) -> int:
     ).validate()
     if config.compare_torch and not torch_available():
         print(TORCH_MISSING, file=sys.stderr if args.json else sys.stdout)
-    result = run_bench(config, log=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    with threads.limit(args.threads) as n_threads:
+        result = run_bench(config, log=lambda line: print(f"bench: {line}", file=sys.stderr, flush=True))
+    result["threads"] = {**threads.describe(), "threads": n_threads}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_report(result))
+        print(f"BLAS threads: {n_threads} (--threads), {result['threads']['blas']}")
     return 0

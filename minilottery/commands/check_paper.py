@@ -31,10 +31,12 @@ def load_trials(run_dir: str) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minilottery.commands._checks import reading_run
     from minilottery.paper import check, format_check
 
-    summaries = load_trials(args.run_dir)
-    rows = check(summaries)
+    with reading_run(args.run_dir):  # run files of the wrong shape: one line, not a traceback
+        summaries = load_trials(args.run_dir)
+        rows = check(summaries)
     if args.json:
         print(json.dumps({"trials": len(summaries), "claims": rows}, indent=2))
     else:

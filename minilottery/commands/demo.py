@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from minilottery import threads
 from minilottery.commands import imp
 
 PRESET = "lenet-quick"
@@ -23,6 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default=None, metavar="DIR",
                         help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    threads.add_argument(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -35,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
         argv += ["--data-dir", args.data_dir]
     if args.no_progress:
         argv.append("--no-progress")
+    if args.threads is not None:
+        argv += ["--threads", str(args.threads)]
     parser = argparse.ArgumentParser(prog="minilottery")
     imp.register(parser.add_subparsers())
-    return imp.run(parser.parse_args(argv))
+    return imp.run(parser.parse_args(argv, argparse.Namespace(command="demo")))  # errors say "minilottery demo"

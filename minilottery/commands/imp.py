@@ -17,7 +17,8 @@ import dataclasses
 import sys
 from typing import Any
 
-from minilottery import backend
+from minilottery import backend, threads
+from minilottery.commands._checks import check_out_dir
 from minilottery.commands.report import format_table
 from minilottery.imp import CONTROLS, DATASETS, PRESETS, IMPConfig, RoundResult, run_imp
 from minilottery.models import MODELS, PAPER_TRAINING
@@ -29,6 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("imp", help="find a winning ticket by iterative magnitude pruning",
                                    description=__doc__.split("\n\n")[0])
     add_experiment_arguments(parser)
+    threads.add_argument(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -87,6 +89,9 @@ def config_from_args(args: argparse.Namespace) -> IMPConfig:
                      "eval_every", "seed")
     }
     if args.controls is not None:
+        if not args.controls.replace(",", "").strip():  # "" could mean none or the default: make the user say
+            raise ValueError(f"--controls is empty ({args.controls!r}); give comma-separated arms from "
+                             f"{','.join(CONTROLS)}, or 'none' for no control arm")
         options["controls"] = () if args.controls.strip().lower() == "none" else args.controls
     if args.preset is None:  # the paper's settings for the network (Figure 2), unless given
         model = options["model"] or "lenet_300_100"
@@ -125,16 +130,22 @@ def run(args: argparse.Namespace) -> int:
     from minilottery.data import DataError
 
     config = config_from_args(args)  # bad options fail before any data is loaded or DIR is touched
+    n_threads = threads.resolve(args.threads)
     device = backend.use(args.device).name if args.device else backend.default_device()
+    check_out_dir(args.out)  # a file, a read-only or full disk at --out fails now, before the data loads
     try:
         data = load_data(config.dataset, args.data_dir)
     except DataError as exc:
-        print(f"minilottery imp: error: {exc}", file=sys.stderr)
+        from minilottery.cli import one_line
+
+        print(f"minilottery {getattr(args, 'command', 'imp')}: error: {one_line(exc)}", file=sys.stderr)  # or demo
         return 1
     print(f"IMP: {config.model} on {config.dataset}, {config.train.iterations} iterations per training, "
-          f"reset {config.reset}, arms {', '.join(config.arms)}, device {device}; writing {args.out}", flush=True)
-    result = run_imp(config, data, out_dir=args.out, device=device, progress=not args.no_progress,
-                     on_round=_print_round, overwrite=args.overwrite)
+          f"reset {config.reset}, arms {', '.join(config.arms)}, device {device}, {n_threads} BLAS thread(s); "
+          f"writing {args.out}", flush=True)
+    with threads.limit(n_threads):
+        result = run_imp(config, data, out_dir=args.out, device=device, progress=not args.no_progress,
+                         on_round=_print_round, overwrite=args.overwrite)
     print()
     print(format_table(result.summary()))
     from minilottery.plots import plot_run  # matplotlib loads only when figures are drawn

@@ -19,8 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `minilottery --help` does not pay for importing matplotlib.
+    from minilottery.commands._checks import check_out_dir, reading_run
     from minilottery.plots import plot_run
 
-    for path in plot_run(args.run_dir, args.out):
+    if args.out is not None:
+        check_out_dir(args.out)
+    with reading_run(args.run_dir):  # a summary of the wrong shape: one line, not a traceback
+        paths = plot_run(args.run_dir, args.out)
+    for path in paths:
         print(path)
     return 0

@@ -113,17 +113,20 @@ def format_csv(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from minilottery.commands._checks import reading_run
     from minilottery.plots import load_summary  # ValueError, one line, when DIR is not a run directory
 
-    summary = load_summary(args.run_dir)
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    elif args.csv and any("spread" in r for r in summary.get("rounds", [])):  # trials: mean, min and max
-        from minilottery.trials import aggregate_csv
+    with reading_run(args.run_dir):  # a summary of the wrong shape: one line, not a traceback
+        summary = load_summary(args.run_dir)
+        if args.json:
+            text = json.dumps(summary, indent=2) + "\n"
+        elif args.csv and any("spread" in r for r in summary.get("rounds", [])):  # trials: mean, min and max
+            from minilottery.trials import aggregate_csv
 
-        print(aggregate_csv(summary), end="")
-    elif args.csv:
-        print(format_csv(summary), end="")
-    else:
-        print(format_table(summary))
+            text = aggregate_csv(summary)
+        elif args.csv:
+            text = format_csv(summary)
+        else:
+            text = format_table(summary) + "\n"
+    print(text, end="")
     return 0

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minilottery import backend
+from minilottery import backend, threads
+from minilottery.commands._checks import check_out_dir
 from minilottery.data import load_cifar10, load_mnist
 from minilottery.models import MODELS, PAPER_TRAINING, build_model, summary
 from minilottery.optim import OPTIMIZERS
@@ -46,6 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json (created if missing)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    threads.add_argument(parser)
     parser.set_defaults(func=run)
     return parser
 
@@ -64,7 +66,9 @@ def run(args: argparse.Namespace) -> int:
         eval_every=args.eval_every,
         seed=args.seed,
     ).validate()  # bad options fail before the data is loaded
+    n_threads = threads.resolve(args.threads)
     device = backend.use(args.device).name if args.device else backend.default_device()
+    check_out_dir(args.out)  # a file, a read-only or full disk at --out fails now, not after the training
     dataset = args.dataset or paper["dataset"]
     load = load_mnist if dataset == "mnist" else load_cifar10
     data = load(args.data_dir)  # raises DataError (one line) when the files are missing and cannot be fetched
@@ -72,9 +76,11 @@ def run(args: argparse.Namespace) -> int:
 
     model = build_model(args.model, input_shape, seed=args.seed).to(device)
     print(f"{args.model} on {dataset} ({len(data.y_train)} train / {len(data.y_val)} val / "
-          f"{len(data.y_test)} test), device {device}")
+          f"{len(data.y_test)} test), device {device}, {n_threads} BLAS thread(s)")
     print(summary(model, input_shape))
-    result = train(model, data, config, device=device, progress=not args.no_progress, desc=args.model)
+    with threads.limit(n_threads):
+        blas = threads.describe()  # recorded in metrics.json: results are bit-identical only at the same count
+        result = train(model, data, config, device=device, progress=not args.no_progress, desc=args.model)
 
     print(f"early stopping at iteration {result.early_stop_iteration} (minimum validation loss): "
           f"test accuracy {100 * result.test_accuracy_at_early_stop:.2f}%")
@@ -82,6 +88,6 @@ def run(args: argparse.Namespace) -> int:
           f"({result.seconds:.1f} s, {1000 * result.seconds / config.iterations:.2f} ms per iteration "
           f"including evaluation)")
     path = save_metrics(result, Path(args.out) / "metrics.json", model=args.model, dataset=dataset,
-                        device=device, config=config)
+                        device=device, config=config, blas=blas)
     print(f"wrote {path}")
     return 0

@@ -8,6 +8,8 @@ Each trial is its own run directory, OUT/seed_<s>, so running the same command a
 and continues interrupted ones. At the end it prints the mean [min, max] table, writes OUT/summary.json and
 OUT/summary.csv, and draws the figures with error bars into OUT/figures. ``--scheduler`` sends the trials
 to an existing Dask cluster (pip install "minilottery[dask]"); its workers must reach the data folder and OUT.
+Every trial uses ``--threads N`` BLAS threads (default 1), wherever it runs, so trial s is bit-identical to
+``minilottery imp --seed s --threads N`` on the same machine.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from minilottery import backend
+from minilottery import backend, threads
 from minilottery.commands import imp as imp_command
+from minilottery.commands._checks import check_out_dir
 from minilottery.commands.report import format_table
 
 DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
@@ -35,11 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=5, metavar="K",
                         help="independent trials, seeds --seed .. --seed+K-1 (default: 5, as in the paper)")
     parser.add_argument("--workers", type=int, default=None, metavar="W",
-                        help="local worker processes (default: min(K, cores); 1 runs them one by one here)")
+                        help="local worker processes (default: min(K, cores // --threads); 1 runs them one by one "
+                             "here)")
     parser.add_argument("--scheduler", default=None, metavar="HOST:PORT",
                         help="run the trials on this existing Dask cluster instead of local processes")
-    parser.add_argument("--blas-threads", type=int, default=None, metavar="N",
-                        help="BLAS threads per trial (default: cores // workers; on Dask: cores // worker threads)")
+    threads.add_argument(parser, hidden_aliases=("--blas-threads",),
+                         help=f"BLAS threads per trial, wherever it runs (default: ${threads.ENV}, else "
+                              f"{threads.DEFAULT}); each trial equals `minilottery imp --threads N` exactly")
     parser.set_defaults(func=run)
     return parser
 
@@ -66,8 +71,16 @@ def run(args: argparse.Namespace) -> int:
     config = imp_command.config_from_args(args)  # bad options fail before any data is loaded or OUT is touched
     if args.trials < 1:
         raise ValueError(f"--trials must be a positive integer, got {args.trials}")
-    workers = args.workers if args.workers is not None else min(args.trials, os.cpu_count() or 1)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    if args.scheduler is not None and not args.scheduler.strip():  # "" would quietly run locally instead
+        raise ValueError("--scheduler is empty; give the Dask scheduler's HOST:PORT, or leave --scheduler out "
+                         "to run on local processes")
+    n_threads = threads.resolve(args.threads)
+    workers = args.workers if args.workers is not None else \
+        min(args.trials, max(1, (os.cpu_count() or 1) // n_threads))  # workers * threads <= cores
     device = backend.use(args.device).name if args.device else backend.default_device()
+    check_out_dir(args.out)  # a file, a read-only or full disk at --out fails now, before any trial starts
     # The workers read the data themselves: give them an absolute folder (a Dask worker's cwd is its own).
     data_dir = str(Path(args.data_dir).resolve()) if args.data_dir else None
     loader = functools.partial(imp_command.load_data, config.dataset, data_dir)
@@ -75,15 +88,17 @@ def run(args: argparse.Namespace) -> int:
         "this process" if workers == 1 else f"{workers} local processes"
     print(f"{args.trials} IMP trials (seeds {config.seed}..{config.seed + args.trials - 1}): {config.model} on "
           f"{config.dataset}, {config.train.iterations} iterations per training, arms {', '.join(config.arms)}, "
-          f"device {device}, on {where}; writing {args.out}", flush=True)
+          f"device {device}, on {where}, {n_threads} BLAS thread(s) per trial; writing {args.out}", flush=True)
     with contextlib.ExitStack() as stack:
         executor = stack.enter_context(dask_executor(args.scheduler)) if args.scheduler else None
         try:
             result = run_trials(config, args.trials, args.out, loader, workers=workers, executor=executor,
-                                device=device, blas_threads=args.blas_threads, overwrite=args.overwrite,
+                                device=device, threads=n_threads, overwrite=args.overwrite,
                                 progress=not args.no_progress)
         except (DataError, RuntimeError) as exc:  # RuntimeError: a trial failed in its worker (the cause is named)
-            print(f"minilottery trials: error: {exc}", file=sys.stderr)
+            from minilottery.cli import one_line
+
+            print(f"minilottery trials: error: {one_line(exc)}", file=sys.stderr)
             return 1
     print()
     print(format_table(result.summary))
