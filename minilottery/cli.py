@@ -80,7 +80,7 @@ def os_error_line(exc: OSError, args: argparse.Namespace | None = None) -> str:
     return f"{where}{exc.strerror or one_line(exc)}; {OS_HINTS.get(exc.errno, OS_HINT)}"
 
 
-def _warn_in_one_line(command: str):
+def warn_in_one_line(command: str):
     """A ``warnings.showwarning`` that prints ``minilottery <command>: warning: <message>`` on stderr."""
     def show(message, category, filename, lineno, file=None, line=None) -> None:
         print(f"minilottery {command}: warning: {one_line(message)}", file=file or sys.stderr, flush=True)
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     error = f"minilottery {args.command}: error:"
     try:
         with warnings.catch_warnings():  # restores Python's warning format afterwards
-            warnings.showwarning = _warn_in_one_line(args.command)
+            warnings.showwarning = warn_in_one_line(args.command)
             return int(args.func(args) or 0)
     except (DeviceError, DataError, ValueError) as exc:  # bad options, missing data, no GPU, a bad run folder
         print(f"{error} {one_line(exc)}", file=sys.stderr)

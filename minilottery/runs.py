@@ -268,12 +268,12 @@ def check_real_folder(folder: str | os.PathLike[str], run_dir: str | os.PathLike
 def locked(run_dir: str | os.PathLike[str], what: str = "--out") -> Iterator[None]:
     """Holds an exclusive lock on DIR while a run writes it; a second writer fails at once with one line.
 
-    The lock (``fcntl.flock`` on DIR/.minilottery.lock, which holds the holder's pid while it runs) is released by the
-    kernel when its holder dies, even by ``kill -9``, so a lock never outlives a crash. Where ``fcntl`` does
-    not exist (Windows), runs are not locked.
+    The lock is ``fcntl.flock`` on DIR/.minilottery.lock, which holds the holder's pid while it runs. The
+    kernel releases it when its holder dies, even by ``kill -9``, so a lock never outlives a crash. Where
+    ``fcntl`` does not exist (Windows), runs are not locked.
 
     Raises:
-        RunFileError: another process holds the lock ("already running (pid N)").
+        RunFileError: another process holds the lock ("already being written by ... (pid N)").
     """
     try:
         import fcntl

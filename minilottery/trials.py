@@ -42,6 +42,7 @@ import multiprocessing
 import os
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -106,8 +107,11 @@ class TrialTask:
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Runs (or continues) one trial; returns its summary (``IMPResult.summary()``)."""
+    from minilottery.cli import warn_in_one_line
+
     out = Path(task.out_dir)
-    with _trial_lock(out.parent / f".{out.name}.lock"), blas_threads.limit(task.threads):
+    with _trial_lock(out.parent / f".{out.name}.lock"), blas_threads.limit(task.threads), warnings.catch_warnings():
+        warnings.showwarning = warn_in_one_line(f"trials ({out.name})")  # a worker's warnings read as the CLI's
         config = IMPConfig.from_dict(task.config)
         result = run_imp(config, task.loader(), out_dir=out, device=task.device, progress=task.progress,
                          overwrite=task.overwrite)

@@ -16,7 +16,6 @@ and at once when the fixture shuts the server down.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import http.server
@@ -33,6 +32,7 @@ import pytest
 
 from minilottery.data import DataError, cifar10, load_cifar10, mnist
 from minilottery.data import download as dl
+from tests.test_data_mnist import _cli
 
 NAME = "sample-idx1-ubyte.gz"
 CONTENT = bytes(range(256)) * 40
@@ -372,15 +372,6 @@ def test_sweep_only_removes_what_is_older_than_given(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 # (e) messages say what is really there
 # --------------------------------------------------------------------------------------------------------
-
-
-def _cli(argv: list[str]) -> int:
-    from minilottery.commands import data as command
-
-    parser = argparse.ArgumentParser(prog="minilottery")
-    command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
 
 
 def test_forced_offline_download_does_not_say_present_files_are_missing(tmp_path, monkeypatch):

@@ -107,6 +107,14 @@ def test_nan_trial_in_worker_processes_names_the_error(synthetic, tmp_path, caps
     assert "failed: NonFiniteLossError: training loss became nan at iteration 2" in err, err
 
 
+def test_a_warning_in_a_trial_worker_is_one_line(synthetic, tmp_path, capfd):
+    assert main([*TRIALS, "--lr", "10", "--out", str(tmp_path / "out")]) == 0
+    warned = [line for line in capfd.readouterr().err.splitlines() if "warning" in line]
+    assert len(warned) == 4, warned  # 2 trials x 2 rounds, from the worker processes
+    assert all(line.startswith("minilottery trials (seed_") and ": warning: final validation accuracy" in line
+               and "at chance level" in line for line in warned), warned
+
+
 # -- a training that diverges but stays finite -------------------------------------------------------------
 
 

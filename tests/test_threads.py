@@ -23,7 +23,7 @@ from minilottery.models import build_model
 from minilottery.train import TrainConfig, train
 from minilottery.trials import run_trials, trial_config, trial_dir
 from tests.test_imp import synthetic_data
-from tests.test_trials import SYNTHETIC_CLI, synthetic_loader
+from tests.test_trials import SYNTHETIC_CLI, assert_same_files, synthetic_loader
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = IMPConfig.from_options(model="lenet_300_100", rounds=1, iterations=20, eval_every=10, controls=(), seed=3)
@@ -173,13 +173,7 @@ def run_files(folder: Path) -> dict[str, object]:
 
 
 def assert_same_run(a: Path, b: Path) -> None:
-    files_a, files_b = run_files(a), run_files(b)
-    assert files_a.keys() == files_b.keys()
-    for key in files_a:
-        if isinstance(files_a[key], np.ndarray):
-            np.testing.assert_array_equal(files_a[key], files_b[key], err_msg=key)
-        else:
-            assert files_a[key] == files_b[key], key
+    assert_same_files(run_files(a), run_files(b))
 
 
 @pytest.mark.parametrize("n, seeds", [(1, [3, 4]), (2, [3])])  # 2 x 2 threads on 2 cores is slow: one trial

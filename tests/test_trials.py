@@ -56,7 +56,11 @@ def trial_files(out, seeds) -> dict[str, object]:
 
 
 def assert_same_trials(a, b, seeds):
-    files_a, files_b = trial_files(a, seeds), trial_files(b, seeds)
+    assert_same_files(trial_files(a, seeds), trial_files(b, seeds))
+
+
+def assert_same_files(files_a: dict[str, object], files_b: dict[str, object]) -> None:
+    """The same file keys, and under each a bit-identical array or an equal JSON value."""
     assert files_a.keys() == files_b.keys()
     for key in files_a:
         if isinstance(files_a[key], np.ndarray):
