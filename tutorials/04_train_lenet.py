@@ -6,7 +6,7 @@ network: the early-stopping iteration (the iteration of minimum validation loss,
 accuracy at that iteration.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/04_train_lenet.py            # about 15 s on a 2-core laptop CPU (10,000 iterations)
+    python tutorials/04_train_lenet.py            # about 40 s on a 2-core CPU (10,000 iterations)
     python tutorials/04_train_lenet.py --quick    # a few seconds (small subset, 300 iterations)
 
 Prints: the data splits, the model summary, one line per evaluation, the early-stopping iteration and the test

@@ -6,7 +6,7 @@ weight must be *masked* rather than merely set to zero: zeroed weights still get
 brings them back. With a mask, minilottery's optimizers keep them exactly 0.0, with exactly-zero Adam state.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/05_masks_and_pruning.py           # about 10 s on a 2-core laptop CPU
+    python tutorials/05_masks_and_pruning.py           # about 25 s on a 2-core CPU
     python tutorials/05_masks_and_pruning.py --quick   # a few seconds
 
 Prints: a pruned layer's mask counts computed by hand and by `minilottery.prune`, test accuracy after one-shot

@@ -7,7 +7,7 @@ dense network's accuracy, in fewer iterations (Frankle & Carbin 2019, Section 2 
 the two properties the algorithm rests on: the masks are nested, and the reset restores θ0 exactly.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/06_iterative_magnitude_pruning.py           # about 2.5 minutes on a 2-core laptop CPU
+    python tutorials/06_iterative_magnitude_pruning.py           # about 6 minutes on a 2-core CPU
     python tutorials/06_iterative_magnitude_pruning.py --quick   # about 5 s (small subset, 3 rounds)
 The default is 16 trainings of 5,000 iterations (rounds 0-15, down to 3.6% of the weights). The run is
 recorded under figures/06_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and

@@ -10,7 +10,7 @@ In every pruning round the winning ticket f(x; m ⊙ θ0) is trained next to
 A winning ticket learns faster and reaches a higher test accuracy than both, and the gap grows with sparsity.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/07_controls.py           # about 5.5 minutes on a 2-core laptop CPU
+    python tutorials/07_controls.py           # about 14 minutes on a 2-core CPU
     python tutorials/07_controls.py --quick   # about 10 s (small subset, 3 rounds)
 The default is the `lenet-quick` preset (5,000 iterations per training, 12 rounds down to 7.0% of the
 weights) with both controls: 37 trainings. The run is recorded under figures/07_controls/run/ (run_quick/ with

@@ -7,11 +7,11 @@ Goal: use run_imp's options to try three ideas that go past the ICLR paper's LeN
   b. global pruning: one magnitude threshold over all layers pooled (the paper's Section 5) instead of the
      same rate in every layer, and how differently it thins each layer;
   c. Conv-2 on MNIST: the same IMP code on the paper's smallest convolutional network. On this CPU a
-     Conv-2 step costs about 100 ms, so this is a short demonstration (one round, 300 iterations); the real
+     Conv-2 step costs about a quarter of a second (one BLAS thread), so this is a short demonstration (one round, 300 iterations); the real
      experiment (20,000 iterations a training, CIFAR-10) belongs on a GPU (tutorial 9).
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/08_beyond_the_paper.py           # about 3 minutes on a 2-core laptop CPU
+    python tutorials/08_beyond_the_paper.py           # about 7 minutes on a 2-core CPU
     python tutorials/08_beyond_the_paper.py --quick   # about 15 s (small subset, very short trainings)
 The default trains LeNet-300-100 24 times for 2,000 iterations and Conv-2 twice for 300. Every run is recorded
 under figures/08_beyond_the_paper/run/ (run_quick/ with --quick) and read back, not retrained, when the script

@@ -6,7 +6,7 @@ queued the work. On a machine without a GPU (or without CuPy) the script times t
 GPU run would show.
 
 Run (from the repository root, after `pip install -e .`; for the GPU also `pip install -e ".[gpu]"`):
-    python tutorials/09_gpu.py                 # about 5 s on a 2-core laptop CPU
+    python tutorials/09_gpu.py                 # about 8 s on a 2-core CPU
     python tutorials/09_gpu.py --quick         # a few seconds
     python tutorials/09_gpu.py --device gpu    # the same, with the GPU as the default device
 
