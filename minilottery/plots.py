@@ -36,8 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from minilottery.files import atomic_savefig
 from minilottery import runs
+from minilottery.files import atomic_savefig
 from minilottery.runs import ARMS, FIGURES  # the run folder's layout owns these names
 
 # Percent-remaining levels the paper's Figure 3 shows; the run's rounds closest to them are drawn.
