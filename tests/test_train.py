@@ -21,6 +21,10 @@ from minilottery.optim import make_optimizer
 from minilottery.train import NonFiniteLossError, TrainConfig, evaluate, save_metrics, train, train_step
 from tests.conftest import on_device
 
+# These trainings are a few iterations long on purpose, so most end at chance level; the warning that says
+# so is tested in test_errors.py.
+pytestmark = pytest.mark.filterwarnings("ignore::minilottery.train.ChanceLevelWarning")
+
 
 def synthetic(n_train=250, n_val=60, n_test=60, seed=0) -> Dataset:
     """Random 1x28x28 images labelled by a fixed linear rule (learnable); pixel (0, 0) holds the example's index."""
