@@ -299,8 +299,8 @@ def run_imp(
         rewind = run.rewind_weights() if run and run.done and config.rewind_iteration is not None else None
 
         for index in itertools.count():
-            if run and index < len(run.done):  # finished before an interruption: read it back
-                rnd = run.load_round(index)
+            if run and index < len(run.finished):  # finished before an interruption: read back
+                rnd = run.finished[index]
             else:
                 masks = full_masks(_weights(theta0, rates)) if index == 0 else _next_masks(config, rates, result.rounds)
                 rnd, snapshot = _train_round(config, data, index, masks, theta0, rewind, device, progress)
@@ -530,19 +530,21 @@ class _RunDir:
         diffs = _check_run_dir(self.path, self.record, overwrite)
         # From here on DIR is ours to change. --overwrite replaces a run of another config, or a damaged one;
         # an intact run of the same config is this run, which continues.
+        self.finished: list[RoundResult] = []  # the completed rounds, each file read (and checked) once
         replace = bool(diffs)
         if not diffs and (self.path / "config.json").is_file():
             try:
-                self._check_files()
+                self.finished = self._read_finished()
             except runs.RunFileError:
                 if not overwrite:
                     raise
                 replace = True
         if replace:
             runs.remove_run(self.path)
+            self.finished = []
         self.record["environment"] = self._environment()
         runs.atomic_write_json(self.path / "config.json", self.record)
-        self.done = runs.completed_rounds(self.path)
+        self.done = [rnd.info for rnd in self.finished]
         for stale in runs.round_dirs(self.path)[len(self.done):]:  # rounds without their round.json marker
             runs.remove_folder(stale)
         for temporary in stale_temporaries(self.path):
@@ -567,15 +569,15 @@ class _RunDir:
             self.record["resumed_with"] = old["resumed_with"]
         return recorded or current
 
-    def _check_files(self) -> None:
-        """Reads every file the resumed run will use; raises RunFileError naming the first damaged one."""
+    def _read_finished(self) -> list[RoundResult]:
+        """Reads every file the resumed run will use, so that a damaged one is named (RunFileError) before any
+        training; returns the completed rounds."""
         done = runs.completed_rounds(self.path)
         if done or (self.path / "theta0.npz").exists():
             runs.load_npz(self.path / "theta0.npz", self.shapes)
         if done and self.config.rewind_iteration is not None:
             runs.load_npz(self.path / "rewind.npz", self.shapes)
-        for index in range(len(done)):
-            self.load_round(index, done)
+        return [self._load_round(index, info) for index, info in enumerate(done)]
 
     def theta0(self, fresh: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """θ0 from DIR/theta0.npz, writing ``fresh`` there first if the run is new."""
@@ -604,9 +606,8 @@ class _RunDir:
         self.done.append(rnd.info)
         runs.write_summary(self.path, self.record, self.done)
 
-    def load_round(self, index: int, done: list[dict[str, Any]] | None = None) -> RoundResult:
-        """Round ``index`` read back (every array checked by name and shape against the model)."""
-        info = (self.done if done is None else done)[index]
+    def _load_round(self, index: int, info: dict[str, Any]) -> RoundResult:
+        """Round ``index`` (its round.json: ``info``) read back, every array checked by name and shape."""
         folder = runs.round_dir(self.path, index)
         masks = runs.load_npz(folder / "masks.npz", self.mask_shapes)
         arms = {}

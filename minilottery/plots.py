@@ -83,9 +83,9 @@ def load_summary(run_dir: str | Path) -> dict:
     Raises:
         ValueError: ``run_dir`` holds no run, or a damaged one (one line naming the file).
     """
-    from minilottery.trials import is_trials_dir, load_trials_summary
+    from minilottery.trials import is_trials_dir, finished_trials_summary
 
-    return load_trials_summary(run_dir) if is_trials_dir(run_dir) else runs.load_summary(run_dir)
+    return finished_trials_summary(run_dir) if is_trials_dir(run_dir) else runs.load_summary(run_dir)
 
 
 def trial_run_dirs(run_dir: str | Path) -> list[Path]:

@@ -357,7 +357,7 @@ def load_trial_summaries(out_dir: str | os.PathLike[str]) -> dict[int, dict[str,
             if runs.completed_rounds(path)}
 
 
-def load_trials_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+def finished_trials_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The aggregate (``aggregate``) of a trials folder's finished trials, so that ``report`` and ``plot`` can
     read a folder whose other trials are still running; "trials" lists the finished trials' seeds.
 
@@ -386,5 +386,5 @@ def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
 
 
 __all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "aggregate_csv", "is_trials_dir",
-           "load_trial_summaries", "load_trials_summary", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
+           "finished_trials_summary", "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
            "trial_dirs", "trial_seeds", "trials_complete"]
