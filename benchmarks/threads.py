@@ -7,7 +7,7 @@
 What is timed: ``minilottery.train.train_step`` (forward, loss, backward, masked Adam) of LeNet-300-100 and
 Conv-2 on batches of 60 MNIST-shaped images, with all-ones masks, as ``minilottery bench`` does. Each
 measurement runs in a fresh Python process (so that an OpenBLAS variable such as ``OPENBLAS_THREAD_TIMEOUT``,
-read when NumPy loads, takes effect), which limits BLAS with ``minilottery.threads.limit``, warms up
+read when NumPy loads, takes effect), which limits BLAS with ``minilottery.lab.threads.limit``, warms up
 (``--warmup`` steps, at most 1 s), then times each step on its own until ``--steps`` steps or ``--seconds``
 seconds, whichever comes first.
 
@@ -40,7 +40,7 @@ def child(model_name: str, threads: int, steps: int, seconds: float, warmup: int
     """In the measuring process: per-step times (seconds) of ``model_name``'s training step at ``threads``."""
     import numpy as np
 
-    from minilottery import threads as blas_threads
+    from minilottery.lab import threads as blas_threads
     from minilottery.models import build_model, weight_names
     from minilottery.optim import make_optimizer
     from minilottery.train import train_step

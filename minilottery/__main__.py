@@ -2,6 +2,6 @@
 
 import sys
 
-from minilottery.cli import main
+from minilottery.lab.cli import main
 
 sys.exit(main())

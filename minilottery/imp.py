@@ -44,7 +44,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minilottery import runs, threads
+from minilottery.lab import runs, threads
 from minilottery.backend import get_backend
 from minilottery.files import stale_temporaries
 from minilottery.models import MODELS, build_model

@@ -8,7 +8,7 @@ from minilottery import backend
 
 
 def test_import_minilottery_never_imports_cupy():
-    code = "import sys, minilottery, minilottery.layers, minilottery.cli; print('cupy' in sys.modules)"
+    code = "import sys, minilottery, minilottery.layers, minilottery.lab.cli; print('cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -52,7 +52,7 @@ def test_gpu_without_cupy_is_one_clear_line():
 
 
 def test_cli_gpu_without_cupy_prints_one_line_not_a_traceback():
-    code = "import sys; sys.modules['cupy'] = None\nfrom minilottery.cli import main\nsys.exit(main(['demo', '--device', 'gpu']))"
+    code = "import sys; sys.modules['cupy'] = None\nfrom minilottery.lab.cli import main\nsys.exit(main(['demo', '--device', 'gpu']))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr

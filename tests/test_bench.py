@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from minilottery.bench import (TORCH_MISSING, BenchConfig, check_same_predictions, magnitude_masks,
+from minilottery.lab.bench import (TORCH_MISSING, BenchConfig, check_same_predictions, magnitude_masks,
                                output_fraction, run_bench, training_flops)
-from minilottery.cli import main
+from minilottery.lab.cli import main
 from minilottery.models import build_model
 
 TINY = dict(repeats=1, warmup=0, eval_batch_size=50, eval_repeats=1, peak_size=64, peak_repeats=1,
@@ -110,7 +110,7 @@ def test_cli_help():
 
 def test_compare_torch_without_torch_prints_one_line():
     code = ("import sys; sys.modules['torch'] = None\n"  # makes `import torch` raise ImportError
-            "from minilottery.cli import main\n"
+            "from minilottery.lab.cli import main\n"
             "sys.exit(main(['bench', '--models', 'lenet_300_100', '--repeats', '1', '--warmup', '0',\n"
             "               '--peak-size', '64', '--no-sparse', '--no-memory', '--compare-torch']))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -174,7 +174,7 @@ def test_subset(tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    from minilottery.commands import data as command
+    from minilottery.lab.commands import data as command
 
     parser = argparse.ArgumentParser(prog="minilottery")
     command.register(parser.add_subparsers(dest="command", required=True))

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-import minilottery.commands.bench as bench_command
-import minilottery.commands.imp as imp_command
-import minilottery.commands.train as train_command
+import minilottery.lab.commands.bench as bench_command
+import minilottery.lab.commands.imp as imp_command
+import minilottery.lab.commands.train as train_command
 import minilottery.files as files
-from minilottery.cli import main
+from minilottery.lab.cli import main
 from minilottery.train import NonFiniteLossError
 from tests.test_imp import synthetic_data
 
@@ -245,7 +245,7 @@ def test_bench_sizes_are_bounded(monkeypatch, capsys, option, value, message):
 
 
 def test_bench_refuses_what_does_not_fit_in_memory(monkeypatch, capsys):
-    from minilottery import bench
+    from minilottery.lab import bench
 
     monkeypatch.setattr(bench, "available_memory", lambda device: 2**30)  # 1 GiB free
     monkeypatch.setattr(bench, "machine_info", refuse_loading)  # the check comes before anything else
@@ -307,7 +307,7 @@ def test_plot_a_run_pruned_to_zero_percent(tmp_path, capsys):
 
 
 def test_cli_errors_are_one_line_and_exit_codes_hold(monkeypatch, tmp_path, capsys):
-    import minilottery.commands.report as report_command
+    import minilottery.lab.commands.report as report_command
 
     def multi_line(args):
         raise ValueError("the first line\n  the second line\n")
@@ -349,7 +349,7 @@ def test_tutorial_ends_in_one_line_on_a_user_error(tmp_path):
 
 def test_tutorial_ends_in_one_line_on_missing_data(tmp_path):
     script = ("import sys; sys.argv = ['04_train_lenet.py', '--figures', sys.argv[1]]; "
-              "from minilottery.tutorial import parse_args; parse_args('Doc.', '04_train_lenet.py'); "
+              "from minilottery.lab.tutorial import parse_args; parse_args('Doc.', '04_train_lenet.py'); "
               "from minilottery.data import DataError; "
               "raise DataError('MNIST is not in /nowhere\\nrun: minilottery data download')")
     done = run_python(["-c", script, str(tmp_path)])

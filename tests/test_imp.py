@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilottery import runs
+from minilottery.lab import runs
 from minilottery.data import Dataset
 from minilottery.imp import PRESETS, IMPConfig, run_imp
 from minilottery.models import build_model
@@ -278,8 +278,8 @@ CLI_ARGS = ["imp", "--model", "lenet_300_100", "--rounds", "3", "--iterations", 
 
 # Runs the CLI in a fresh interpreter with the synthetic data in place of MNIST (no download, no files).
 SYNTHETIC_CLI = (
-    "import sys; import minilottery.commands.imp as c; from tests.test_imp import synthetic_data; "
-    "c.load_data = lambda dataset, data_dir: synthetic_data(); from minilottery.cli import main; "
+    "import sys; import minilottery.lab.commands.imp as c; from tests.test_imp import synthetic_data; "
+    "c.load_data = lambda dataset, data_dir: synthetic_data(); from minilottery.lab.cli import main; "
     "sys.exit(main(sys.argv[1:]))"
 )
 

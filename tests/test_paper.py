@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from minilottery.paper import CLAIMS, check, format_check, round_near
+from minilottery.lab.paper import CLAIMS, check, format_check, round_near
 
 # LeNet-300-100's percent of weights remaining after rounds 0..15 (hidden layers 20%, output 10% per round).
 PERCENTS = [100.0, 80.0, 64.1, 51.3, 41.1, 32.9, 26.4, 21.1, 16.9, 13.5, 10.9, 8.7, 7.0, 5.6, 4.5, 3.6]

@@ -13,9 +13,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from minilottery import plots
-from minilottery.cli import main
-from minilottery.commands.report import format_csv, format_table
+from minilottery.lab import plots
+from minilottery.lab.cli import main
+from minilottery.lab.commands.report import format_csv, format_table
 
 # LeNet-300-100 after Flatten: Dense layers at Sequential indices 1, 3, 5.
 SHAPES = {"1.W": (300, 784), "3.W": (100, 300), "5.W": (10, 100)}

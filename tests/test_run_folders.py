@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilottery import runs
+from minilottery.lab import runs
 from minilottery.imp import run_imp
-from minilottery.plots import load_summary, plot_run, save_figure
-from minilottery.trials import run_trials
+from minilottery.lab.plots import load_summary, plot_run, save_figure
+from minilottery.lab.trials import run_trials
 from tests.test_imp import config, synthetic_data
 from tests.test_trials import synthetic_loader
 
@@ -145,7 +145,7 @@ def test_imp_refuses_a_trials_folder_and_trials_an_imp_folder(finished_run, data
 def test_a_second_writer_is_refused_with_the_first_ones_pid(data, tmp_path):
     out = tmp_path / "run"
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from minilottery import runs\n"
+        [sys.executable, "-c", "import sys, time; from minilottery.lab import runs\n"
          "with runs.locked(sys.argv[1]):\n    print('ready', flush=True); time.sleep(60)", str(out)],
         stdout=subprocess.PIPE, text=True)
     try:

@@ -1,4 +1,4 @@
-"""Sparse inference (minilottery.sparse): a CSR export must compute what the masked dense model computes."""
+"""Sparse inference (minilottery.lab.sparse): a CSR export must compute what the masked dense model computes."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse
 
 from minilottery import backend
-from minilottery.bench import magnitude_masks
+from minilottery.lab.bench import magnitude_masks
 from minilottery.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
 from minilottery.models import build_model
-from minilottery.sparse import SparseModel, dense_parameters, dense_to_csr
+from minilottery.lab.sparse import SparseModel, dense_parameters, dense_to_csr
 
 
 def _assert_same(model, sparse, x):
@@ -107,8 +107,8 @@ def test_other_devices_are_refused_with_the_fix():
 def test_cpu_path_never_imports_cupy():
     code = ("import sys, numpy as np\n"
             "from minilottery.models import build_model\n"
-            "from minilottery.sparse import SparseModel\n"
-            "import minilottery.bench\n"
+            "from minilottery.lab.sparse import SparseModel\n"
+            "import minilottery.lab.bench\n"
             "SparseModel.from_model(build_model('lenet_300_100')).predict(np.zeros((2, 1, 28, 28), np.float32))\n"
             "assert 'cupy' not in sys.modules and 'cupyx' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -132,7 +132,7 @@ def test_gpu_sparse_matches_dense():
 
 
 def test_thread_pool_is_made_once_and_reused():
-    from minilottery.sparse import _thread_pool
+    from minilottery.lab.sparse import _thread_pool
 
     assert _thread_pool(2) is _thread_pool(2)
     assert _thread_pool(3) is not _thread_pool(2)

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from minilottery import runs, threads
-from minilottery.cli import build_parser, main
+from minilottery.lab import runs, threads
+from minilottery.lab.cli import build_parser, main
 from minilottery.imp import IMPConfig, run_imp
 from minilottery.models import build_model
 from minilottery.train import TrainConfig, train
-from minilottery.trials import run_trials, trial_config, trial_dir
+from minilottery.lab.trials import run_trials, trial_config, trial_dir
 from tests.test_imp import synthetic_data
 from tests.test_trials import SYNTHETIC_CLI, assert_same_files, synthetic_loader
 
@@ -136,7 +136,7 @@ def test_difference_warns_only_when_the_settings_changed():
 
 
 def test_tutorials_keep_the_limit_after_parse_args(monkeypatch, tmp_path):
-    from minilottery.tutorial import parse_args
+    from minilottery.lab.tutorial import parse_args
 
     wanted = 2 if numpy_blas_threads() == 1 else 1
     monkeypatch.setattr(sys, "argv", ["01_x.py", "--threads", str(wanted), "--figures", str(tmp_path)])

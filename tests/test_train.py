@@ -13,7 +13,7 @@ import pytest
 
 import minilottery.train as train_module
 from minilottery.backend import to_device, to_numpy
-from minilottery.cli import main
+from minilottery.lab.cli import main
 from minilottery.data import Dataset
 from minilottery.loss import softmax_cross_entropy
 from minilottery.models import build_model

@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilottery import runs
+from minilottery.lab import runs
 from minilottery.imp import IMPConfig
-from minilottery.trials import aggregate, aggregate_csv, run_trials, trial_dir, trials_complete
+from minilottery.lab.trials import aggregate, aggregate_csv, run_trials, trial_dir, trials_complete
 from tests.test_imp import synthetic_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,7 +34,7 @@ def synthetic_loader():
 
 
 def cli_synthetic_loader(dataset, data_dir):
-    """Stands in for ``minilottery.commands.imp.load_data`` in the command-line tests."""
+    """Stands in for ``minilottery.lab.commands.imp.load_data`` in the command-line tests."""
     return synthetic_data()
 
 
@@ -220,8 +220,8 @@ def test_killed_trials_run_resumes_with_the_same_results(tmp_path):
 # -- the command line -------------------------------------------------------------------------------
 
 SYNTHETIC_CLI = (
-    "import sys; import minilottery.commands.imp as c; from tests.test_trials import cli_synthetic_loader; "
-    "c.load_data = cli_synthetic_loader; from minilottery.cli import main; sys.exit(main(sys.argv[1:]))"
+    "import sys; import minilottery.lab.commands.imp as c; from tests.test_trials import cli_synthetic_loader; "
+    "c.load_data = cli_synthetic_loader; from minilottery.lab.cli import main; sys.exit(main(sys.argv[1:]))"
 )
 CLI_ARGS = ["trials", "--model", "lenet_300_100", "--rounds", "2", "--iterations", "60", "--eval-every", "20",
             "--controls", "reinit", "--trials", "2", "--seed", "3", "--threads", "1", "--no-progress"]

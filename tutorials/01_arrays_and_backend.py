@@ -22,7 +22,7 @@ import numpy as np
 
 from minilottery import backend
 from minilottery.backend import get_array_module, to_device, to_numpy
-from minilottery.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 

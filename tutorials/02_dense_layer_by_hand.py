@@ -22,7 +22,7 @@ import numpy as np
 from minilottery.backend import to_device, to_numpy
 from minilottery.gradcheck import check_layer, numerical_vjp, rel_error
 from minilottery.layers import Dense
-from minilottery.tutorial import heading, parse_args, save_figure
+from minilottery.lab.tutorial import heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 rng = np.random.default_rng(0)

@@ -23,7 +23,7 @@ from scipy import signal
 from minilottery.backend import to_device, to_numpy
 from minilottery.gradcheck import check_layer
 from minilottery.layers import Conv2d, col2im, im2col
-from minilottery.tutorial import heading, parse_args, save_figure
+from minilottery.lab.tutorial import heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 np.set_printoptions(linewidth=120)

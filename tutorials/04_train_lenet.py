@@ -23,7 +23,7 @@ import numpy as np
 from minilottery.data import load_mnist
 from minilottery.models import build_model, summary
 from minilottery.train import TrainConfig, train
-from minilottery.tutorial import heading, parse_args, save_figure
+from minilottery.lab.tutorial import heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 

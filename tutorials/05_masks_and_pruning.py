@@ -29,7 +29,7 @@ from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.prune import default_rates, full_masks, magnitude_prune, one_shot_rates, sparsity
 from minilottery.train import TrainConfig, evaluate, train, train_step
-from minilottery.tutorial import heading, parse_args, save_figure
+from minilottery.lab.tutorial import heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()

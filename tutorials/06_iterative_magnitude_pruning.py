@@ -23,13 +23,13 @@ Draws: figures/06_iterative_magnitude_pruning/first_layer_mask.png (connections 
 
 import numpy as np
 
-from minilottery import plots, runs
+from minilottery.lab import plots, runs
 from minilottery.data import load_mnist
 from minilottery.imp import IMPConfig, run_imp
 from minilottery.models import build_model
 from minilottery.prune import check_nested, default_rates, prune_count, sparsity
 from minilottery.train import TrainConfig
-from minilottery.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()

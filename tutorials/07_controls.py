@@ -31,12 +31,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minilottery import plots, runs
-from minilottery.commands.report import format_table
+from minilottery.lab import plots, runs
+from minilottery.lab.commands.report import format_table
 from minilottery.data import load_mnist
 from minilottery.imp import IMPConfig, run_imp
 from minilottery.prune import sparsity
-from minilottery.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()

@@ -32,7 +32,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minilottery import plots, runs
+from minilottery.lab import plots, runs
 from minilottery.backend import to_device
 from minilottery.data import load_mnist
 from minilottery.imp import IMPConfig, run_imp
@@ -40,7 +40,7 @@ from minilottery.models import PAPER_TRAINING, build_model, layer_kind
 from minilottery.optim import make_optimizer
 from minilottery.prune import sparsity
 from minilottery.train import TrainConfig, train_step
-from minilottery.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 full = load_mnist()

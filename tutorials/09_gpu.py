@@ -27,7 +27,7 @@ from minilottery import backend
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.train import train_step
-from minilottery.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
 args = parse_args(__doc__, __file__)
 
@@ -78,7 +78,7 @@ if "gpu" in devices:
         print(f"{name}: GPU is {timings['cpu', name] / timings['gpu', name]:.1f}x the CPU")
 else:
     print("On a GPU, time.perf_counter() around train_step returns as soon as the kernels are *queued*. Call")
-    print("backend.synchronize() before reading the clock (minilottery.tutorial.Timer and `minilottery bench`")
+    print("backend.synchronize() before reading the clock (minilottery.lab.tutorial.Timer and `minilottery bench`")
     print("do). Also keep float(loss) out of the step: it copies to the host and so waits for the GPU.")
 print("What to expect: LeNet-300-100's matrices are small (batch 60), so a GPU gains little over a good CPU on it;")
 print("Conv-2's convolutions are ~3.6 GFLOP per forward pass, where a GPU is tens of times faster than 2 cores.")

@@ -18,4 +18,7 @@ from minilottery.data.download import DataError
 from minilottery.data.mnist import MNIST, load_mnist
 from minilottery.data.paths import data_dir
 
-__all__ = ["Dataset", "MNIST", "DataError", "data_dir", "load_mnist", "load_cifar10"]
+LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}  # dataset name -> loader: the one list of datasets
+DATASETS = tuple(LOADERS)
+
+__all__ = ["DATASETS", "LOADERS", "Dataset", "MNIST", "DataError", "data_dir", "load_mnist", "load_cifar10"]

@@ -1,6 +1,6 @@
 """``minilottery check-paper DIR``: compare a LeNet run (``imp`` or ``trials``) with the paper's claims.
 
-For each quantitative claim of Frankle & Carbin (2019), Section 2 (kept as data in ``minilottery/paper.py``
+For each quantitative claim of Frankle & Carbin (2019), Section 2 (kept as data in ``minilottery/lab/paper.py``
 with its section and figure), it prints the paper's number, ours (mean [min, max] over the trials) and whether
 ours agrees in direction and in size. ``--json`` prints the same as JSON.
 """
@@ -22,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def load_trials(run_dir: str) -> list[dict]:
     """One summary per trial: the trials of a ``trials`` folder, or the single run of an ``imp`` folder."""
-    from minilottery.plots import load_summary
-    from minilottery.trials import is_trials_dir, load_trial_summaries
+    from minilottery.lab.plots import load_summary
+    from minilottery.lab.trials import is_trials_dir, load_trial_summaries
 
     if is_trials_dir(run_dir):
         return list(load_trial_summaries(run_dir).values())
@@ -31,8 +31,8 @@ def load_trials(run_dir: str) -> list[dict]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minilottery.commands._checks import reading_run
-    from minilottery.paper import check, format_check
+    from minilottery.lab.commands._checks import reading_run
+    from minilottery.lab.paper import check, format_check
 
     with reading_run(args.run_dir):  # run files of the wrong shape: one line, not a traceback
         summaries = load_trials(args.run_dir)

@@ -6,7 +6,7 @@
 
 Explicit options override the preset's values; without ``--preset`` the network's training settings are the
 paper's (Figure 2) and there are 12 rounds. The run is written to ``--out DIR`` as it goes (see
-``minilottery/runs.py``); running the same command again after an interruption, even ``kill -9``, continues
+``minilottery/lab/runs.py``); running the same command again after an interruption, even ``kill -9``, continues
 after the last completed round. At the end it prints the results table and draws the figures into DIR/figures.
 """
 
@@ -17,9 +17,10 @@ import dataclasses
 import sys
 from typing import Any
 
-from minilottery import backend, threads
-from minilottery.commands._checks import check_out_dir
-from minilottery.commands.report import format_table
+from minilottery import backend
+from minilottery.lab import threads
+from minilottery.lab.commands._checks import check_out_dir
+from minilottery.lab.commands.report import format_table
 from minilottery.imp import CONTROLS, DATASETS, PRESETS, IMPConfig, RoundResult, run_imp
 from minilottery.models import MODELS, PAPER_TRAINING
 from minilottery.optim import OPTIMIZERS
@@ -136,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         data = load_data(config.dataset, args.data_dir)
     except DataError as exc:
-        from minilottery.cli import one_line
+        from minilottery.lab.cli import one_line
 
         print(f"minilottery {getattr(args, 'command', 'imp')}: error: {one_line(exc)}", file=sys.stderr)  # or demo
         return 1
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                          on_round=_print_round, overwrite=args.overwrite)
     print()
     print(format_table(result.summary()))
-    from minilottery.plots import plot_run  # matplotlib loads only when figures are drawn
+    from minilottery.lab.plots import plot_run  # matplotlib loads only when figures are drawn
 
     print("figures:")
     for path in plot_run(args.out):

@@ -1,6 +1,6 @@
 """``minilottery plot DIR``: redraw the figures of an IMP run (PNG and PDF) and print where they are.
 
-The figures go to DIR/figures/ unless ``--out`` names another folder; see ``minilottery/plots.py`` for what
+The figures go to DIR/figures/ unless ``--out`` names another folder; see ``minilottery/lab/plots.py`` for what
 each one shows.
 """
 
@@ -19,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so that `minilottery --help` does not pay for importing matplotlib.
-    from minilottery.commands._checks import check_out_dir, reading_run
-    from minilottery.plots import plot_run
+    from minilottery.lab.commands._checks import check_out_dir, reading_run
+    from minilottery.lab.plots import plot_run
 
     if args.out is not None:
         check_out_dir(args.out)

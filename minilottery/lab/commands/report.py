@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _arms(summary: dict) -> list[str]:
-    from minilottery.plots import arms_in  # the same arm order as the figures
+    from minilottery.lab.plots import arms_in  # the same arm order as the figures
 
     return arms_in(summary)
 
@@ -113,15 +113,15 @@ def format_csv(summary: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from minilottery.commands._checks import reading_run
-    from minilottery.plots import load_summary  # ValueError, one line, when DIR is not a run directory
+    from minilottery.lab.commands._checks import reading_run
+    from minilottery.lab.plots import load_summary  # ValueError, one line, when DIR is not a run directory
 
     with reading_run(args.run_dir):  # a summary of the wrong shape: one line, not a traceback
         summary = load_summary(args.run_dir)
         if args.json:
             text = json.dumps(summary, indent=2) + "\n"
         elif args.csv and any("spread" in r for r in summary.get("rounds", [])):  # trials: mean, min and max
-            from minilottery.trials import aggregate_csv
+            from minilottery.lab.trials import aggregate_csv
 
             text = aggregate_csv(summary)
         elif args.csv:

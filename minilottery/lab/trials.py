@@ -14,7 +14,7 @@ Where the trials run. Any ``concurrent.futures.Executor`` will do; we do not wri
   trial folders themselves, so the data folder and OUT must be paths every worker can reach (the same machine,
   or a shared file system).
 
-Wherever it runs, every trial limits its BLAS to ``threads`` threads (``minilottery.threads``; default
+Wherever it runs, every trial limits its BLAS to ``threads`` threads (``minilottery.lab.threads``; default
 ``$MINILOTTERY_THREADS``, else 1). The thread count changes the order in which products add up, so a trial
 gives bit-identical results to ``run_imp`` (``minilottery imp``) at the same thread count, and to itself run
 with any number of workers.
@@ -49,8 +49,8 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from minilottery import runs
-from minilottery import threads as blas_threads
+from minilottery.lab import runs
+from minilottery.lab import threads as blas_threads
 from minilottery.backend import get_backend
 from minilottery.imp import TRIALS_FILE, IMPConfig, is_complete, run_imp, run_status
 
@@ -91,7 +91,7 @@ class TrialTask:
         loader: a picklable callable returning the ``Dataset`` (e.g. ``functools.partial(load_mnist, DIR)``);
             called in the worker, so the data is read where it is used rather than sent over a pipe.
         device: "cpu" or "gpu".
-        threads: BLAS threads for this trial (``minilottery.threads``; None: ``threads.resolve()`` in the worker).
+        threads: BLAS threads for this trial (``minilottery.lab.threads``; None: ``threads.resolve()`` in the worker).
         overwrite: replace a run of another config in ``out_dir``.
         progress: progress bars (only sensible when the trial runs in this process).
     """
@@ -107,7 +107,7 @@ class TrialTask:
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
     """Runs (or continues) one trial; returns its summary (``IMPResult.summary()``)."""
-    from minilottery.cli import warn_in_one_line
+    from minilottery.lab.cli import warn_in_one_line
 
     out = Path(task.out_dir)
     with _trial_lock(out.parent / f".{out.name}.lock"), blas_threads.limit(task.threads), warnings.catch_warnings():
@@ -195,7 +195,7 @@ def run_trials(
         workers: processes of the local pool (1: run in this process). Ignored when ``executor`` is given.
         executor: run the trials there instead (e.g. a Dask client's ``get_executor()``).
         device: "cpu" or "gpu" for every trial.
-        threads: BLAS threads per trial, wherever it runs (default: ``minilottery.threads.resolve()``,
+        threads: BLAS threads per trial, wherever it runs (default: ``minilottery.lab.threads.resolve()``,
             i.e. $MINILOTTERY_THREADS, else 1). Each trial equals ``run_imp`` under ``threads.limit(threads)``.
         overwrite: replace trial folders holding a run of another config.
         progress: a progress bar (rounds done over all trials).

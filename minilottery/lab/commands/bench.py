@@ -7,7 +7,7 @@
 Prints, per model, the median time of a training step (forward, loss, backward, masked Adam; batch 60),
 its GFLOP/s against the machine's measured float32 matmul peak, evaluation throughput and peak memory; then
 dense versus sparse (SciPy CSR) inference of LeNet-300-100 pruned to 100%, 10%, 3.6% and 1% (``--no-sparse``
-skips it). The measurement methods are described in ``minilottery/bench.py``. Progress goes to stderr.
+skips it). The measurement methods are described in ``minilottery/lab/bench.py``. Progress goes to stderr.
 Sizes beyond the options' bounds, or that would need more memory than the device has free, are refused
 in one line before anything is allocated.
 """
@@ -18,8 +18,9 @@ import argparse
 import json
 import sys
 
-from minilottery import backend, threads
-from minilottery.bench import TORCH_MISSING, BenchConfig, format_report, run_bench, torch_available
+from minilottery import backend
+from minilottery.lab import threads
+from minilottery.lab.bench import TORCH_MISSING, BenchConfig, format_report, run_bench, torch_available
 from minilottery.models import MODELS
 
 

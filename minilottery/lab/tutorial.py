@@ -2,7 +2,7 @@
 
 Every tutorial accepts ``--quick`` (a small data subset and few iterations, finishing in seconds; the test
 suite runs each one that way), ``--device cpu|gpu``, ``--threads N`` (BLAS threads, see
-``minilottery/threads.py``), and writes its figures to ``tutorials/figures/<script name>/`` (or ``--figures DIR``).
+``minilottery/lab/threads.py``), and writes its figures to ``tutorials/figures/<script name>/`` (or ``--figures DIR``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import sys
 import time
 from pathlib import Path
 
-from minilottery import backend, threads
+from minilottery import backend
+from minilottery.lab import threads
 from minilottery.backend import DeviceError
-from minilottery.cli import one_line
+from minilottery.lab.cli import one_line
 from minilottery.data import DataError
 from minilottery.files import atomic_savefig
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from minilottery import backend, threads
-from minilottery.commands._checks import check_out_dir
+from minilottery import backend
+from minilottery.lab import threads
+from minilottery.lab.commands._checks import check_out_dir
 from minilottery.data import load_cifar10, load_mnist
 from minilottery.models import MODELS, PAPER_TRAINING, build_model, summary
 from minilottery.optim import OPTIMIZERS

@@ -22,10 +22,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator
 
-from minilottery import backend, threads
-from minilottery.commands import imp as imp_command
-from minilottery.commands._checks import check_out_dir
-from minilottery.commands.report import format_table
+from minilottery import backend
+from minilottery.lab import threads
+from minilottery.lab.commands import imp as imp_command
+from minilottery.lab.commands._checks import check_out_dir
+from minilottery.lab.commands.report import format_table
 
 DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
                 'pip install "minilottery[dask]"')
@@ -66,7 +67,7 @@ def dask_executor(address: str) -> Iterator[Any]:
 
 def run(args: argparse.Namespace) -> int:
     from minilottery.data import DataError
-    from minilottery.trials import run_trials
+    from minilottery.lab.trials import run_trials
 
     config = imp_command.config_from_args(args)  # bad options fail before any data is loaded or OUT is touched
     if args.trials < 1:
@@ -96,13 +97,13 @@ def run(args: argparse.Namespace) -> int:
                                 device=device, threads=n_threads, overwrite=args.overwrite,
                                 progress=not args.no_progress)
         except (DataError, RuntimeError) as exc:  # RuntimeError: a trial failed in its worker (the cause is named)
-            from minilottery.cli import one_line
+            from minilottery.lab.cli import one_line
 
             print(f"minilottery trials: error: {one_line(exc)}", file=sys.stderr)
             return 1
     print()
     print(format_table(result.summary))
-    from minilottery.plots import plot_run  # matplotlib loads only when figures are drawn
+    from minilottery.lab.plots import plot_run  # matplotlib loads only when figures are drawn
 
     print("figures:")
     for path in plot_run(args.out):

@@ -1,4 +1,4 @@
-"""The ``minilottery`` command: one subcommand per module in ``minilottery/commands``.
+"""The ``minilottery`` command: one subcommand per module in ``minilottery/lab/commands``.
 
 Each command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
 ``run(args) -> int``. Errors a user can cause (bad options, missing data, no GPU, a training that diverged, a
@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"minilottery.commands.{name.replace('-', '_')}")
+            module = importlib.import_module(f"minilottery.lab.commands.{name.replace('-', '_')}")
         except ModuleNotFoundError as exc:
-            if exc.name != f"minilottery.commands.{name.replace('-', '_')}":
+            if exc.name != f"minilottery.lab.commands.{name.replace('-', '_')}":
                 raise
             continue  # a command not built yet
         module.register(subparsers)

@@ -206,7 +206,7 @@ def load_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
 # run keeps every file, and a symlink among them is unlinked, never followed.
 RUN_FILES = ("theta0.npz", "rewind.npz", "summary.json", "summary.csv")
 FIGURES_FOLDER = "figures"
-FIGURES = (  # the figures ``minilottery.plots`` draws into DIR/figures, each as PNG and PDF
+FIGURES = (  # the figures ``minilottery.lab.plots`` draws into DIR/figures, each as PNG and PDF
     "accuracy_vs_weights",
     "early_stop_vs_weights",
     "learning_curves",

@@ -23,7 +23,7 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   activations and gradients. BLAS-internal buffers are not included. On the GPU, the size of CuPy's memory
   pool after the same steps (the pool keeps freed blocks, so it is an upper bound of the peak).
   ``dataset_mb`` is the size of the MNIST training set that ``train`` keeps on the device besides.
-* sparse inference (``minilottery.sparse``): LeNet-300-100 with per-layer magnitude masks keeping 100%, 10%,
+* sparse inference (``minilottery.lab.sparse``): LeNet-300-100 with per-layer magnitude masks keeping 100%, 10%,
   3.6% and 1% of the hidden layers' weights and the output layer pruned at half the rate, as in the paper
   (it keeps ``f ** (log 0.9 / log 0.8)`` when the hidden layers keep ``f``: after r rounds of pruning 20% and
   10%, 0.8**r and 0.9**r remain). Dense is the model's own ``eval()`` forward (BLAS, all cores) at the faster
@@ -52,7 +52,7 @@ from minilottery import backend
 from minilottery.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
 from minilottery.models import MODELS, _propagate, build_model, output_layer, weight_names
 from minilottery.optim import make_optimizer
-from minilottery.sparse import SparseModel
+from minilottery.lab.sparse import SparseModel
 from minilottery.train import train_step
 
 INPUT_SHAPE = (1, 28, 28)  # MNIST

@@ -1,4 +1,4 @@
-"""Figures of an IMP run, drawn from its run directory (format: ``minilottery/runs.py`` and the design notes).
+"""Figures of an IMP run, drawn from its run directory (format: ``minilottery/lab/runs.py`` and the design notes).
 
 ``plot_run(run_dir)`` writes five figures, each as PNG (150 dpi) and PDF, into ``run_dir/figures/``:
 
@@ -36,9 +36,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from minilottery import runs
+from minilottery.lab import runs
 from minilottery.files import atomic_savefig
-from minilottery.runs import ARMS, FIGURES  # the run folder's layout owns these names
+from minilottery.lab.runs import ARMS, FIGURES  # the run folder's layout owns these names
 
 # Percent-remaining levels the paper's Figure 3 shows; the run's rounds closest to them are drawn.
 LEARNING_CURVE_TARGETS = (100.0, 51.3, 21.1, 7.0, 3.6)
@@ -73,7 +73,7 @@ DPI = 150
 X_LABEL = "weights remaining (%, log scale)"
 
 # ----------------------------------------------------------------------------------------------------------------
-# Loading (the run folder's format belongs to ``minilottery.runs``; a trials folder's to ``minilottery.trials``)
+# Loading (the run folder's format belongs to ``minilottery.lab.runs``; a trials folder's to ``minilottery.lab.trials``)
 
 
 def load_summary(run_dir: str | Path) -> dict:
@@ -83,14 +83,14 @@ def load_summary(run_dir: str | Path) -> dict:
     Raises:
         ValueError: ``run_dir`` holds no run, or a damaged one (one line naming the file).
     """
-    from minilottery.trials import is_trials_dir, finished_trials_summary
+    from minilottery.lab.trials import is_trials_dir, finished_trials_summary
 
     return finished_trials_summary(run_dir) if is_trials_dir(run_dir) else runs.load_summary(run_dir)
 
 
 def trial_run_dirs(run_dir: str | Path) -> list[Path]:
     """The run directories behind ``run_dir``: its trials' folders (``minilottery trials``), else itself."""
-    from minilottery.trials import is_trials_dir, trial_dirs
+    from minilottery.lab.trials import is_trials_dir, trial_dirs
 
     return list(trial_dirs(run_dir).values()) if is_trials_dir(run_dir) else [Path(run_dir)]
 

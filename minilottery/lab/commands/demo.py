@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from minilottery import threads
-from minilottery.commands import imp
+from minilottery.lab import threads
+from minilottery.lab.commands import imp
 
 PRESET = "lenet-quick"
 

@@ -221,7 +221,7 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
         note = ""
     # The paper reads its numbers off curves averaged over trials: ours too ("ours" is measured on the mean
     # over trials, round by round); each trial is also measured alone for the [min, max] and the direction count.
-    from minilottery.trials import aggregate
+    from minilottery.lab.trials import aggregate
 
     mean_run = aggregate(summaries) if len(summaries) > 1 else summaries[0]
     rows = []
