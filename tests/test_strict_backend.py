@@ -106,6 +106,12 @@ def test_arithmetic_and_scalars(a):
     np.testing.assert_array_equal((a > 3).get(), host > 3)
     np.testing.assert_array_equal(((a > 3) & (a < 8)).get(), (host > 3) & (host < 8))
     assert (2 * a).dtype == np.float32 and (a * np.float32(2.0)).dtype == np.float32
+    quotient, remainder = divmod(a, 3)
+    np.testing.assert_array_equal(quotient.get(), host // 3)
+    np.testing.assert_array_equal(remainder.get(), host % 3)
+    quotient, remainder = divmod(30, a + 1)
+    np.testing.assert_array_equal(quotient.get(), 30 // (host + 1))
+    np.testing.assert_array_equal(remainder.get(), 30 % (host + 1))
 
 
 def test_inplace_ops_through_views_change_the_base(a):
@@ -194,7 +200,12 @@ def test_ufunc_methods(a):
     np.testing.assert_array_equal(target.get(), [2.0, 0.0, 1.0])
     np.testing.assert_array_equal(xp.add.reduce(a, axis=0).get(), a.get().sum(axis=0))
     assert xp.multiply.outer(a[0], a[0]).shape == (4, 4)
+    np.testing.assert_array_equal(xp.add.accumulate(a, axis=0).get(), np.add.accumulate(a.get(), axis=0))
+    starts = strict(np.array([0, 2]))
+    np.testing.assert_array_equal(xp.add.reduceat(a, starts, axis=1).get(), np.add.reduceat(a.get(), [0, 2], axis=1))
     assert xp.add.nin == 2
+    with pytest.raises(TypeError):
+        xp.add.reduceat(a, np.array([0, 2]), axis=1)
 
 
 def test_stride_tricks_views_share_memory(a):
@@ -228,6 +239,14 @@ def test_copy_and_pickle(a):
         np.testing.assert_array_equal(b.get(), a.get())
         b += 1
         assert float(a[0, 0]) == 0.0
+
+
+def test_public_names_are_importable_from_the_package_and_from_strict_backend():
+    from minilottery import testing
+    from minilottery.testing import strict_backend
+
+    for name in testing.__all__:
+        assert getattr(strict_backend, name) is getattr(testing, name)
 
 
 # --- the backend -------------------------------------------------------------------------------------------------
