@@ -84,3 +84,18 @@ def test_conv_relu_pool_stack_matches_across_layouts_of_its_input():
     outputs = [net.forward(LAYOUTS[layout](x)) for layout in sorted(LAYOUTS)]
     for out in outputs[1:]:
         np.testing.assert_allclose(out, outputs[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("stride", [1, 2], ids=["dx_as_convolution", "dx_by_col2im"])
+def test_conv_output_and_dx_are_not_overwritten_by_the_next_step(stride):
+    """Conv2d reuses scratch buffers between steps, but never returns one: y and dx stay as they were."""
+    rng = np.random.default_rng(6)
+    conv = Conv2d(3, 4, 3, stride=stride, padding=1, rng=rng, dtype=np.float64)
+    x1, x2 = rng.standard_normal((2, 3, 7, 7)), rng.standard_normal((2, 3, 7, 7))
+    y1 = conv.forward(x1)
+    dx1 = conv.backward(rng.standard_normal(y1.shape))
+    y1_before, dx1_before = y1.copy(), dx1.copy()
+    y2 = conv.forward(x2)
+    conv.backward(rng.standard_normal(y2.shape))
+    np.testing.assert_array_equal(y1, y1_before)
+    np.testing.assert_array_equal(dx1, dx1_before)

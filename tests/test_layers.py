@@ -113,6 +113,28 @@ def test_pruned_weights_get_exactly_zero_gradient_and_no_effect(device):
     np.testing.assert_allclose(out, to_numpy(x) @ (W * mask).T, rtol=1e-5, atol=1e-6)
 
 
+def test_dense_output_and_cache_are_not_overwritten_by_a_later_forward():
+    """A forward's output and cache are its own arrays: a later forward (here under the next round's mask)
+    must not rewrite them, so a backward of the earlier forward still sees the weights that forward used."""
+    rng = np.random.default_rng(8)
+    layer = Dense(6, 4, rng=rng, dtype=np.float64)
+    first_mask = rng.random((4, 6)) > 0.5
+    layer.set_mask("W", first_mask)
+    x1, x2 = rng.standard_normal((5, 6)), rng.standard_normal((5, 6))
+    dout = rng.standard_normal((5, 4))
+    y1 = layer.forward(x1)
+    y1_before = y1.copy()
+    first_cache = layer._cache
+    first_cache_before = [a.copy() for a in first_cache]
+    layer.set_mask("W", rng.random((4, 6)) > 0.5)  # the next pruning round
+    layer.forward(x2)
+    np.testing.assert_array_equal(y1, y1_before)
+    for array, before in zip(first_cache, first_cache_before):
+        np.testing.assert_array_equal(array, before)
+    layer._cache = first_cache  # backward of the first forward: dx uses the weights it was computed with
+    np.testing.assert_allclose(layer.backward(dout), dout @ (layer.params["W"] * first_mask), rtol=1e-12)
+
+
 def test_sequential_names_and_state_dict_round_trip():
     rng = np.random.default_rng(5)
     model = Sequential(Dense(4, 3, rng=rng), ReLU(), Dense(3, 2, rng=rng))
@@ -131,7 +153,8 @@ def test_sequential_names_and_state_dict_round_trip():
 def test_every_device_matches_cpu_at_float32_tolerance(device):
     """The same training step on each device gives the CPU's loss and gradients (float32 tolerance)."""
     rng = np.random.default_rng(6)
-    model = Sequential(Conv2d(1, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(), Dense(4 * 7 * 7, 10, rng=rng))
+    model = Sequential(Conv2d(1, 4, 3, padding=1, rng=rng), ReLU(), MaxPool2d(2), Flatten(),
+                       Dense(4 * 7 * 7, 10, rng=rng))
     model.set_masks({"0.W": rng.random((4, 1, 3, 3)) > 0.2})
     x = rng.random((6, 1, 14, 14)).astype(np.float32)
     y = rng.integers(0, 10, 6)
@@ -156,9 +179,11 @@ def test_every_device_matches_cpu_at_float32_tolerance(device):
     [
         (lambda: Dense(4, 3), np.zeros((2, 5), np.float32), r"Dense\(4, 3\).*\(N, 4\).*\(2, 5\)"),
         (lambda: Dense(4, 3), np.zeros((2, 2, 4), np.float32), r"Dense\(4, 3\).*2-D.*\(2, 2, 4\)"),
-        (lambda: Conv2d(3, 2, 3), np.zeros((1, 2, 5, 5), np.float32), r"Conv2d\(3, 2.*3 input channels.*\(1, 2, 5, 5\)"),
+        (lambda: Conv2d(3, 2, 3), np.zeros((1, 2, 5, 5), np.float32),
+         r"Conv2d\(3, 2.*3 input channels.*\(1, 2, 5, 5\)"),
         (lambda: Conv2d(1, 2, 3), np.zeros((1, 5, 5), np.float32), r"Conv2d.*4-D.*\(1, 5, 5\)"),
-        (lambda: Conv2d(1, 2, 5, padding=1), np.zeros((1, 1, 2, 2), np.float32), r"Conv2d.*kernel 5x5 is larger than the padded input 4x4"),
+        (lambda: Conv2d(1, 2, 5, padding=1), np.zeros((1, 1, 2, 2), np.float32),
+         r"Conv2d.*kernel 5x5 is larger than the padded input 4x4"),
         (lambda: MaxPool2d(3), np.zeros((1, 1, 2, 2), np.float32), r"MaxPool2d.*larger than the input 2x2"),
         (lambda: MaxPool2d(2), np.zeros((4, 4), np.float32), r"MaxPool2d.*4-D"),
     ],

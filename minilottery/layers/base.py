@@ -5,9 +5,9 @@ Deep Learning from Scratch / cs231n pattern). ``params`` and ``grads`` share key
 PyTorch's shapes, so state moves between the two frameworks by name.
 
 Pruning (Frankle & Carbin 2019, Section 2): a weighted layer may carry a binary mask per parameter in
-``masks`` (1 = keep, 0 = pruned). The forward pass uses the effective weight ``W * mask``, so a pruned
-connection contributes nothing, and backward multiplies the weight gradient by the mask, so a pruned
-weight's gradient is exactly zero.
+``masks`` (1 = keep, 0 = pruned). The forward pass uses the effective weight ``W * mask`` (``masked_param``),
+so a pruned connection contributes nothing, and backward multiplies the weight gradient by the mask, so a
+pruned weight's gradient is exactly zero.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ class Layer:
         self.grads: dict[str, Any] = {}
         self.masks: dict[str, Any] = {}
         self.training = True
-        self._workspaces: dict[str, Any] = {}
 
     def forward(self, x: Any) -> Any:
         raise NotImplementedError
@@ -71,17 +70,14 @@ class Layer:
         device_mask = to_device(mask, device_of(param))
         self.masks[name] = xp.asarray(device_mask, dtype=param.dtype)
 
-    def effective(self, name: str) -> Any:
-        """The parameter as the forward pass uses it: ``param * mask`` when masked, else ``param`` itself.
+    def masked_param(self, name: str) -> Any:
+        """The parameter as the forward pass uses it: a new array ``param * mask`` when masked, else ``param``.
 
-        The product goes into a workspace (overwritten by the next forward pass), not a new array each step.
+        A pruned entry is exactly 0 here, so it contributes nothing to the output (Section 2).
         """
         param = self.params[name]
         mask = self.masks.get(name)
-        if mask is None:
-            return param
-        xp = get_array_module(param)
-        return xp.multiply(param, mask, out=self.workspace(f"{name}*mask", param.shape, param.dtype, xp))
+        return param if mask is None else param * mask
 
     def masked_grad(self, name: str, grad: Any) -> Any:
         """``grad * mask`` in place on the freshly computed ``grad`` (so pruned weights get exactly 0)."""
@@ -90,35 +86,20 @@ class Layer:
             grad *= mask
         return grad
 
-    # -- scratch memory --------------------------------------------------------------------------------
-
-    def workspace(self, name: str, shape: tuple[int, ...], dtype: Any, xp: Any) -> Any:
-        """A scratch array kept between training steps and overwritten by each one (contents undefined).
-
-        Why: a convolution's im2col matrix is ~100 MB per step; asking the OS for that much fresh memory every
-        step costs more page faults than the copy into it costs work. Reusing one buffer avoids them (CuPy's
-        memory pool does the same on the GPU). A buffer lives until a call asks for another shape (say, an
-        evaluation batch of another size), which replaces it.
-        """
-        buffer = self._workspaces.get(name)
-        if buffer is None or buffer.shape != tuple(shape) or buffer.dtype != dtype or get_array_module(buffer) is not xp:
-            buffer = self._workspaces[name] = xp.empty(shape, dtype=dtype)
-        return buffer
-
     # -- moving and casting -----------------------------------------------------------------------------
 
-    def to(self, device: str | None = None) -> "Layer":
+    def to(self, device: str | None = None) -> Layer:
         """Moves parameters and masks to ``device`` ("cpu", "gpu"; default: the current default). Returns self."""
         self.params = {k: to_device(v, device) for k, v in self.params.items()}
         self.masks = {k: to_device(v, device) for k, v in self.masks.items()}
-        self.grads, self._workspaces = {}, {}
+        self.grads = {}
         return self
 
-    def astype(self, dtype: Any) -> "Layer":
+    def astype(self, dtype: Any) -> Layer:
         """Casts parameters and masks to ``dtype`` (float64 for gradient checks). Returns self."""
         self.params = {k: v.astype(dtype) for k, v in self.params.items()}
         self.masks = {k: v.astype(dtype) for k, v in self.masks.items()}
-        self.grads, self._workspaces = {}, {}
+        self.grads = {}
         return self
 
     def __repr__(self) -> str:

@@ -27,7 +27,8 @@ class Dense(Layer):
     ) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
-            raise ValueError(f"Dense: sizes must be positive, got in_features={in_features}, out_features={out_features}")
+            raise ValueError(f"Dense: sizes must be positive, got in_features={in_features}, "
+                             f"out_features={out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         rng = np.random.default_rng() if rng is None else rng
         self.params["W"] = glorot_normal(rng, (self.out_features, self.in_features), dtype)
@@ -38,8 +39,8 @@ class Dense(Layer):
         check_ndim(self, x, 2, f"(N, {self.in_features})")
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        weight = self.effective("W")  # (out, in), pruned entries zero
-        self._cache = (x, weight)
+        weight = self.masked_param("W")  # (out, in), pruned entries zero; a new array when masked
+        self._cache = (x, weight)  # what backward reads: the input for dW, the weight used here for dx
         return x @ weight.T + self.params["b"]  # (N, in) @ (in, out) -> (N, out)
 
     def backward(self, dout: Any, input_grad: bool = True) -> Any:

@@ -16,7 +16,8 @@ class Flatten(Layer):
 
     def forward(self, x: Any) -> Any:
         if getattr(x, "ndim", 0) < 2:
-            raise ValueError(f"Flatten(): expected an input of shape (N, ...) with at least 2 dims, got {getattr(x, 'shape', None)}")
+            raise ValueError(f"Flatten(): expected an input of shape (N, ...) with at least 2 dims, "
+                             f"got {getattr(x, 'shape', None)}")
         self._shape = tuple(x.shape)
         return x.reshape(x.shape[0], -1)  # (N, C, H, W) -> (N, C*H*W)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -48,12 +49,12 @@ class Sequential:
             dout = self.layers[i].backward(dout)
         return dout
 
-    def train(self) -> "Sequential":
+    def train(self) -> Sequential:
         for layer in self.layers:
             layer.training = True
         return self
 
-    def eval(self) -> "Sequential":
+    def eval(self) -> Sequential:
         for layer in self.layers:
             layer.training = False
         return self
@@ -116,13 +117,13 @@ class Sequential:
 
     # -- moving and casting -----------------------------------------------------------------------------
 
-    def to(self, device: str | None = None) -> "Sequential":
+    def to(self, device: str | None = None) -> Sequential:
         """Moves every parameter and mask to ``device``; returns self."""
         for layer in self.layers:
             layer.to(device)
         return self
 
-    def astype(self, dtype: Any) -> "Sequential":
+    def astype(self, dtype: Any) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
