@@ -6,6 +6,10 @@ Usage::
     loss, dlogits = softmax_cross_entropy(model(x), y); model.backward(dlogits); opt.step()
 
 State is keyed by parameter name (``opt.state["0.W"]["m"]``); ``opt.reset()`` forgets it.
+
+Modules: ``base`` (what every optimizer shares), ``reference`` (``ReferenceSGD``, ``ReferenceAdam``: the update
+equations written out on whole arrays; read these first), ``fast`` (``SGD``, ``Adam``: the same numbers
+computed in place; ``make_optimizer`` returns these).
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from minilottery.optim.adam import Adam
 from minilottery.optim.base import Optimizer
-from minilottery.optim.sgd import SGD
+from minilottery.optim.fast import SGD, Adam
+from minilottery.optim.reference import ReferenceAdam, ReferenceSGD
 
 OPTIMIZERS = ("sgd", "adam")
 _CLASSES = {"sgd": SGD, "adam": Adam}
@@ -38,4 +42,4 @@ def make_optimizer(name: str, model: Any, lr: float, **kwargs: Any) -> Optimizer
     return cls(model, lr, **kwargs)
 
 
-__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "Optimizer", "ReferenceAdam", "ReferenceSGD", "make_optimizer"]
