@@ -4,7 +4,7 @@
     python benchmarks/threads.py --quick          # a smoke test: under a minute
     python benchmarks/threads.py --loads 0,1,2 --json > threads.json
 
-What is timed: ``minilottery.train.train_step`` (forward, loss, backward, masked Adam) of LeNet-300-100 and
+What is timed: ``minilottery.training.train_step`` (forward, loss, backward, masked Adam) of LeNet-300-100 and
 Conv-2 on batches of 60 MNIST-shaped images, with all-ones masks, as ``minilottery bench`` does. Each
 measurement runs in a fresh Python process (so that an OpenBLAS variable such as ``OPENBLAS_THREAD_TIMEOUT``,
 read when NumPy loads, takes effect), which limits BLAS with ``minilottery.lab.threads.limit``, warms up
@@ -28,7 +28,8 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
+
+from minilottery.checks import check_int
 
 MODELS = ("lenet_300_100", "conv2")
 BATCH = 60
@@ -43,7 +44,7 @@ def child(model_name: str, threads: int, steps: int, seconds: float, warmup: int
     from minilottery.lab import threads as blas_threads
     from minilottery.models import build_model, weight_names
     from minilottery.optim import make_optimizer
-    from minilottery.train import train_step
+    from minilottery.training import train_step
 
     with blas_threads.limit(threads):
         model = build_model(model_name, (1, 28, 28), seed=0)
@@ -131,7 +132,8 @@ def run(args: argparse.Namespace) -> dict:
 def format_table(result: dict) -> str:
     lines = [f"{result['cpu_count']} cores, {result['blas']} ({result['architecture']}); training step, batch "
              f"{result['batch']}, {result['rounds']} alternating rounds; per-step times over all rounds",
-             f"{'model':<15}{'setting':<42}{'busy':>5}{'steps':>7}{'median ms':>11}{'min':>8}{'max':>9}{'vs 1st idle':>13}"]
+             f"{'model':<15}{'setting':<42}{'busy':>5}{'steps':>7}{'median ms':>11}{'min':>8}{'max':>9}"
+             f"{'vs 1st idle':>13}"]
     for r in result["rows"]:
         ratio = "-" if r["vs_first_setting_idle"] is None else f"{r['vs_first_setting_idle']:.2f}x"
         lines.append(f"{r['model']:<15}{r['setting']:<42}{r['busy_processes']:>5}{r['steps']:>7}"
@@ -156,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(model, int(threads), int(steps), float(seconds), int(warmup))))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     epilog=__doc__.split("\n\n", 2)[2], formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     epilog=__doc__.split("\n\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=lambda t: t.split(","), default=list(MODELS), metavar="LIST",
                         help=f"comma-separated, from {','.join(MODELS)} (default: both)")
-    parser.add_argument("--threads", type=_ints, default=[1, 2], metavar="LIST", help="BLAS thread counts (default: 1,2)")
+    parser.add_argument("--threads", type=_ints, default=[1, 2], metavar="LIST",
+                        help="BLAS thread counts (default: 1,2)")
     parser.add_argument("--timeouts", type=_ints, default=[4], metavar="LIST",
                         help="OPENBLAS_THREAD_TIMEOUT values tried with each count above 1 (default: 4; '' for none)")
     parser.add_argument("--loads", type=_ints, default=[0, 1], metavar="LIST",
@@ -175,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"--models: expected names from {','.join(MODELS)}, got {','.join(unknown)}")
-    if not args.threads or not args.loads or min(args.threads) < 1 or args.rounds < 1 or args.steps < 1:
-        parser.error("--threads, --loads, --rounds and --steps need positive values (--loads may hold 0)")
+    if not args.threads or not args.loads:
+        parser.error("--threads and --loads need at least one value each (--loads may hold 0)")
+    try:
+        check_int("--rounds", args.rounds)
+        check_int("--steps", args.steps)
+        for n in args.threads:
+            check_int("--threads", n)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.quick:
         args.rounds, args.steps, args.seconds, args.warmup = 1, 20, 0.5, 3
     result = run(args)

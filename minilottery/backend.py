@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -143,7 +144,8 @@ def default_device() -> str:
         return _default
     env = os.environ.get("MINILOTTERY_DEVICE", "").strip().lower()
     if env and env not in set(_backends) | set(_factories):
-        raise ValueError(f"MINILOTTERY_DEVICE={env!r} is not a device: expected one of {', '.join(available_devices())}")
+        raise ValueError(f"MINILOTTERY_DEVICE={env!r} is not a device: "
+                         f"expected one of {', '.join(available_devices())}")
     return env or "cpu"
 
 

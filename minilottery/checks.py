@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 
 def is_integer(value: Any) -> bool:
@@ -22,10 +23,12 @@ def is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def check_int(option: str, value: Any, *, low: int = 1, hint: str = "") -> int:
-    """``value`` as a Python int >= ``low``, or a one-line ValueError naming ``option``."""
-    if not is_integer(value) or value < low:
-        raise ValueError(f"{option} must be an integer >= {low}, got {value!r}" + (f"; {hint}" if hint else ""))
+def check_int(option: str, value: Any, *, low: int = 1, high: int | None = None, hint: str = "") -> int:
+    """``value`` as a Python int in ``low..high`` (no upper bound when ``high`` is None), or a one-line
+    ValueError naming ``option``."""
+    if not is_integer(value) or value < low or (high is not None and value > high):
+        bounds = f">= {low}" if high is None else f">= {low} and <= {high:,}"
+        raise ValueError(f"{option} must be an integer {bounds}, got {value!r}" + (f"; {hint}" if hint else ""))
     return int(value)
 
 

@@ -16,7 +16,8 @@ windows with ties. Random Gaussian inputs hit neither with probability 1; ``away
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -22,10 +22,12 @@ def softmax_cross_entropy(logits: Any, labels: Any) -> tuple[Any, Any]:
         dlogits: (N, K) gradient, (softmax - onehot) / N, in the logits' dtype.
     """
     if getattr(logits, "ndim", None) != 2:
-        raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, K), got {getattr(logits, 'shape', None)}")
+        raise ValueError(f"softmax_cross_entropy: expected logits of shape (N, K), "
+                         f"got {getattr(logits, 'shape', None)}")
     if getattr(labels, "shape", None) != logits.shape[:1]:
         raise ValueError(
-            f"softmax_cross_entropy: expected labels of shape ({logits.shape[0]},) to match logits {tuple(logits.shape)}, "
+            f"softmax_cross_entropy: expected labels of shape ({logits.shape[0]},) "
+            f"to match logits {tuple(logits.shape)}, "
             f"got {getattr(labels, 'shape', None)}"
         )
     xp = get_array_module(logits)

@@ -14,16 +14,20 @@ Weights are Gaussian Glorot, drawn on the host from ``np.random.default_rng(seed
 network built with the same seed is the same θ0 on every machine and device; biases start at zero.
 
 The paper prunes the output layer at half the rate of the other dense layers (Section 2, Appendix), so
-``output_layer`` and ``layer_kind`` tell the pruning code which weight is which.
+``output_layer`` and ``layer_kind`` tell the pruning code which weight is which. ``layer_output_shapes``
+gives every layer's output shape from the layer settings alone (``summary`` prints them; a benchmark can size
+its memory by them).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from minilottery.checks import is_integer
 from minilottery.layers import Conv2d, Dense, Flatten, Layer, MaxPool2d, ReLU, Sequential
 from minilottery.layers.im2col import conv_output_size
 
@@ -36,7 +40,10 @@ CONV_BLOCKS = {
     "conv6": ((64, 64), (128, 128), (256, 256)),
 }
 
-# Training settings of Figure 2 (all with Adam and batch 60): the CLI's defaults for each network.
+DEFAULT_MODEL = "lenet_300_100"  # the paper's main network (Figures 1-4), and every command's default
+
+# Training settings of Figure 2 (all with Adam and batch 60): the one source of each network's defaults
+# (``TrainConfig``'s defaults are LeNet's; ``TrainConfig.paper(model)`` reads the others).
 PAPER_TRAINING = {
     "lenet_300_100": {"dataset": "mnist", "iterations": 50_000, "lr": 1.2e-3},
     "conv2": {"dataset": "cifar10", "iterations": 20_000, "lr": 2e-4},
@@ -78,7 +85,7 @@ def build_model(
             layers.append(MaxPool2d(2))
         sizes = (256, 256)
     layers.append(Flatten())
-    features = _propagate(layers, input_shape)[-1][0]  # (C*H*W,) after Flatten
+    features = layer_output_shapes(layers, input_shape)[-1][0]  # (C*H*W,) after Flatten
     for size in sizes:
         layers += [Dense(features, size, rng=rng, dtype=dtype), ReLU()]
         features = size
@@ -106,10 +113,9 @@ def layer_kind(model: Sequential, name: str) -> str:
     at half the dense rate (Section 2 and Appendix).
     """
     index = name.partition(".")[0]
-    try:
-        layer = model.layers[int(index)]
-    except (ValueError, IndexError):
-        raise ValueError(f"no layer for {name!r}; weights are {weight_names(model)}") from None
+    layer = dict(model.named_layers()).get(index)
+    if layer is None:
+        raise ValueError(f"no layer for {name!r}; weights are {weight_names(model)}")
     if "W" in layer.params and f"{index}.W" == output_layer(model):
         return "output"
     if isinstance(layer, Conv2d):
@@ -126,7 +132,7 @@ def summary(model: Sequential, input_shape: tuple[int, int, int]) -> str:
     total line the fraction of weights remaining (reading the masks synchronises the device: call this at
     the edges, not inside a training loop).
     """
-    shapes = _propagate(model.layers, _check_input_shape(input_shape))
+    shapes = layer_output_shapes(model.layers, input_shape)
     masks = model.masks()
     header = f"{'#':>3}  {'layer':<60}{'output shape':<18}{'weights':>12}{'biases':>9}"
     header += f"{'kept':>12}" if masks else ""
@@ -157,24 +163,25 @@ def count_parameters(model: Sequential) -> tuple[int, int]:
     return weights, sum(_size(v) for k, v in params.items() if k.endswith(".b"))
 
 
-# -- helpers -------------------------------------------------------------------------------------------
+def layer_output_shapes(layers: Sequence[Layer], input_shape: tuple[int, int, int]) -> list[tuple[int, ...]]:
+    """The output shape of every layer, without the batch axis, from the layer settings (nothing is run).
 
+    Args:
+        layers: the layers in order (``model.layers``, or a list still being built).
+        input_shape: (C, H, W) of one example, e.g. (1, 28, 28).
 
-def _size(array: Any) -> int:
-    return 0 if array is None else int(math.prod(array.shape))
+    Returns:
+        One shape per layer: (C, H, W) after a convolution or a pool, (F,) after Flatten or Dense; other layers
+        (ReLU, Dropout) keep the shape before them. E.g. LeNet-300-100 on MNIST:
+        [(784,), (300,), (300,), (100,), (100,), (10,)].
 
-
-def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
-    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(isinstance(d, (int, np.integer)) and d > 0 for d in shape):
-        raise ValueError(f"input_shape must be (C, H, W) with positive ints, e.g. (1, 28, 28), got {input_shape!r}")
-    return tuple(int(d) for d in shape)
-
-
-def _propagate(layers: list[Layer], input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
-    """Output shape (without the batch axis) of every layer, computed from the layer settings, not by running."""
+    Raises:
+        ValueError: ``input_shape`` is not (C, H, W), a Dense layer's input size does not match, or the input
+            is too small for the pools.
+    """
+    input_shape = _check_input_shape(input_shape)
     shapes = []
-    shape = input_shape
+    shape: tuple[int, ...] = input_shape
     for layer in layers:
         if isinstance(layer, Conv2d):
             shape = (layer.out_channels, *layer.output_shape(*shape[1:]))
@@ -192,3 +199,17 @@ def _propagate(layers: list[Layer], input_shape: tuple[int, ...]) -> list[tuple[
             raise ValueError(f"input_shape {input_shape} is too small: {layer!r} would output {shape}")
         shapes.append(shape)
     return shapes
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+
+def _size(array: Any) -> int:
+    return 0 if array is None else int(math.prod(array.shape))
+
+
+def _check_input_shape(input_shape: Any) -> tuple[int, ...]:
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if shape is None or len(shape) != 3 or not all(is_integer(d) and d > 0 for d in shape):
+        raise ValueError(f"input_shape must be (C, H, W) with positive ints, e.g. (1, 28, 28), got {input_shape!r}")
+    return tuple(int(d) for d in shape)

@@ -26,7 +26,8 @@ Pruning runs once per round on host (NumPy) arrays: it is not a hot path, so it 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -52,7 +52,8 @@ def test_gpu_without_cupy_is_one_clear_line():
 
 
 def test_cli_gpu_without_cupy_prints_one_line_not_a_traceback():
-    code = "import sys; sys.modules['cupy'] = None\nfrom minilottery.lab.cli import main\nsys.exit(main(['demo', '--device', 'gpu']))"
+    code = ("import sys; sys.modules['cupy'] = None\nfrom minilottery.lab.cli import main\n"
+            "sys.exit(main(['demo', '--device', 'gpu']))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr

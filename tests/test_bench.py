@@ -9,8 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from minilottery.lab.bench import (TORCH_MISSING, BenchConfig, check_same_predictions, magnitude_masks,
-                               output_fraction, run_bench, training_flops)
+from minilottery.lab.bench import BenchConfig, run_bench
+from minilottery.lab.bench_sparse import check_same_predictions, magnitude_masks, output_fraction
+from minilottery.lab.bench_steps import time_per_call, training_flops
+from minilottery.lab.bench_torch import TORCH_MISSING
 from minilottery.lab.cli import main
 from minilottery.models import build_model
 
@@ -68,6 +70,17 @@ def test_training_flops_lenet():
     assert flops["total"] == flops["forward"] + flops["backward"]
 
 
+def test_one_timer_counts_its_calls():
+    calls, syncs = [], []
+    times, per_repeat = time_per_call(lambda: calls.append(1), lambda: syncs.append(1), repeats=3, warmup=2)
+    assert len(times) == 3 and per_repeat == 1 and len(calls) == 2 + 3
+    assert len(syncs) == 2 * 3  # before and after every timed block
+    calls.clear()
+    times, per_repeat = time_per_call(lambda: calls.append(1), lambda: None, repeats=2, warmup=0, min_seconds=1e-3)
+    assert per_repeat >= 1 and len(calls) == 1 + 2 * per_repeat  # one call sizes the blocks
+    assert all(t >= 0 for t in times)
+
+
 def test_magnitude_masks_keep_the_largest():
     model = build_model("lenet_300_100", seed=0)
     masks = magnitude_masks(model, 0.1)
@@ -77,6 +90,7 @@ def test_magnitude_masks_keep_the_largest():
     kept, pruned = np.abs(params["1.W"][masks["1.W"] == 1]), np.abs(params["1.W"][masks["1.W"] == 0])
     assert kept.min() >= pruned.max()
     assert output_fraction(0.8 ** 3) == pytest.approx(0.9 ** 3)
+    assert output_fraction(1.0) == 1.0
 
 
 def test_check_same_predictions_catches_a_difference():
@@ -89,6 +103,10 @@ def test_check_same_predictions_catches_a_difference():
 def test_bad_options_fail_in_one_line(capsys):
     with pytest.raises(ValueError, match="--models"):
         BenchConfig(models=("lenet",)).validate()
+    with pytest.raises(ValueError, match=r"--sparse-fractions must be a real number in \(0.0, 1.0\], got 0.0"):
+        BenchConfig(sparse_fractions=(1.0, 0.0)).validate()
+    with pytest.raises(ValueError, match="--peak-size must be an integer >= 16 and <= 16,384, got True"):
+        BenchConfig(peak_size=True).validate()
     assert main(["bench", "--repeats", "0"]) == 2
     assert "--repeats must be an integer >= 1" in capsys.readouterr().err
 

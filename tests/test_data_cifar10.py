@@ -18,6 +18,11 @@ import numpy as np
 import pytest
 
 from minilottery.data import DataError, cifar10, load_cifar10
+from tests.test_data_mnist import (
+    assert_small_data_set,
+    assert_split_is_seeded,
+    cache_in_tmp,  # noqa: F401 -- an autouse fixture: it applies here too
+)
 
 PER_BATCH = 4
 
@@ -50,23 +55,9 @@ def write_archive(folder: Path, members: dict[str, bytes] | None = None) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-
-
 def test_load_small_archive(tmp_path):
-    md5 = write_archive(tmp_path)
-    data = load_cifar10(tmp_path, download=False, validation_size=5, md5=md5)
-    assert data.x_train.shape == (15, 3, 32, 32) and data.x_val.shape == (5, 3, 32, 32)
-    assert data.x_test.shape == (4, 3, 32, 32)
-    for x in (data.x_train, data.x_val, data.x_test):
-        assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    assert data.y_train.dtype == np.int64
-    # train + validation are the 20 training examples, each with its own label
-    index = np.rint(np.concatenate([data.x_train, data.x_val])[:, 0, 0, 0] * 255).astype(int)
-    assert sorted(index) == list(range(20))
-    np.testing.assert_array_equal(np.concatenate([data.y_train, data.y_val]), index % 10)
+    data = load_cifar10(tmp_path, download=False, validation_size=5, md5=write_archive(tmp_path))
+    assert_small_data_set(data, (15, 3, 32, 32), (5, 3, 32, 32), (4, 3, 32, 32))
     assert data.name == "cifar10"
 
 
@@ -93,11 +84,8 @@ def test_reads_numpy1_and_numpy2_pickles():
 
 def test_split_is_seeded(tmp_path):
     md5 = write_archive(tmp_path)
-    a = load_cifar10(tmp_path, download=False, validation_size=5, seed=0, md5=md5)
-    b = load_cifar10(tmp_path, download=False, validation_size=5, seed=0, md5=md5)
-    c = load_cifar10(tmp_path, download=False, validation_size=5, seed=3, md5=md5)
-    np.testing.assert_array_equal(a.x_val, b.x_val)
-    assert not np.array_equal(a.y_val, c.y_val) or not np.array_equal(a.x_val, c.x_val)
+    assert_split_is_seeded(
+        lambda seed: load_cifar10(tmp_path, download=False, validation_size=5, seed=seed, md5=md5), 3)
 
 
 def test_wrong_md5_is_refused(tmp_path):

@@ -10,6 +10,8 @@ The server listens on 127.0.0.1 only, on a port the OS picks, and serves a few i
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import gzip
 import hashlib
 import http.server
@@ -21,14 +23,22 @@ from pathlib import Path
 
 import pytest
 
-from minilottery.data import download as dl
-from minilottery.data.download import DataError
+from minilottery.data import checksums, fetch
+from minilottery.data.checksums import DataError, DataFile, verify
+from minilottery.data.download import ensure
+from minilottery.data.record import SIDECAR_NAME
 
 NAME = "sample-idx1-ubyte.gz"
 CONTENT = bytes(range(256)) * 40  # the uncompressed file
 SHA = hashlib.sha256(CONTENT).hexdigest()
 GOOD = gzip.compress(CONTENT)
 BAD = gzip.compress(CONTENT[::-1])
+FILE = DataFile(NAME, sha256_uncompressed=SHA)
+
+
+def served_by(*mirrors: str, **fields) -> DataFile:
+    """``FILE`` as served by ``mirrors`` (and any other fields replaced, e.g. ``size=``)."""
+    return dataclasses.replace(FILE, mirrors=mirrors, **fields)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -52,73 +62,89 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def local_server(handler):
+    """An HTTP server on 127.0.0.1, on a port the OS picks, one thread per request, shut down on exit.
+
+    Yields the ``ThreadingHTTPServer``; its URL is ``url_of(server)``.
+    """
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(5)
+
+
+def url_of(httpd: http.server.HTTPServer) -> str:
+    return f"http://127.0.0.1:{httpd.server_address[1]}"
+
+
 @pytest.fixture(scope="module")
 def server():
     """Base URL of a local HTTP server (http://127.0.0.1:PORT)."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with local_server(_Handler) as httpd:
+        yield url_of(httpd)
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    """Keep verification records of read-only folders out of the real user cache."""
+def isolated_cache(tmp_path, monkeypatch):
+    """Keep verification records of read-only folders out of the real user cache, and MINILOTTERY_DATA unset."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("MINILOTTERY_DATA", raising=False)
 
 
-def _refused_url() -> str:
-    """A URL on a local port that nothing listens on (connection refused)."""
+def refused_url() -> str:
+    """A URL on a local port that nothing listens on: connection refused, as when offline."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}/"
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"
 
 
 def _leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name != dl.SIDECAR_NAME)
+    return sorted(p.name for p in folder.iterdir() if p.name != SIDECAR_NAME)
 
 
 def test_missing_mirrors_then_good_one(server, tmp_path):
-    mirrors = [_refused_url(), f"{server}/nothing-here/", f"{server}/good/"]
-    path = dl.fetch(NAME, mirrors, SHA, tmp_path, progress=False, timeout=5)
+    mirrors = [refused_url(), f"{server}/nothing-here/", f"{server}/good/"]
+    path = fetch.fetch(served_by(*mirrors), tmp_path, progress=False, timeout=5)
     assert path == tmp_path / NAME
     assert path.read_bytes() == GOOD
     assert _leftovers(tmp_path) == [NAME]  # no temporary files left
-    record = json.loads((tmp_path / dl.SIDECAR_NAME).read_text())
+    record = json.loads((tmp_path / SIDECAR_NAME).read_text())
     assert record[NAME]["checksum"] == f"sha256-uncompressed:{SHA}"
     assert record[NAME]["size"] == len(GOOD)
 
 
 def test_corrupt_download_is_not_saved(server, tmp_path):
     with pytest.raises(DataError) as e:
-        dl.fetch(NAME, [f"{server}/bad/"], SHA, tmp_path, progress=False, timeout=5)
+        fetch.fetch(served_by(f"{server}/bad/"), tmp_path, progress=False, timeout=5)
     msg = str(e.value)
     assert "\n" not in msg and SHA in msg and "nothing was saved" in msg
     assert _leftovers(tmp_path) == []
 
 
 def test_bad_mirror_falls_through_to_good_one(server, tmp_path):
-    path = dl.fetch(NAME, [f"{server}/bad/", f"{server}/good/"], SHA, tmp_path, progress=False, timeout=5)
+    path = fetch.fetch(served_by(f"{server}/bad/", f"{server}/good/"), tmp_path, progress=False, timeout=5)
     assert path.read_bytes() == GOOD
 
 
 def test_forced_bad_download_keeps_good_file(server, tmp_path):
-    good = dl.fetch(NAME, [f"{server}/good/"], SHA, tmp_path, progress=False, timeout=5)
+    good = fetch.fetch(served_by(f"{server}/good/"), tmp_path, progress=False, timeout=5)
     before = good.stat().st_mtime_ns
     with pytest.raises(DataError, match="is unchanged"):
-        dl.fetch(NAME, [f"{server}/bad/"], SHA, tmp_path, progress=False, timeout=5, force=True)
+        fetch.fetch(served_by(f"{server}/bad/"), tmp_path, progress=False, timeout=5, force=True)
     assert good.read_bytes() == GOOD and good.stat().st_mtime_ns == before
     assert _leftovers(tmp_path) == [NAME]
-    dl.verify(good, SHA, use_cache=False)  # still good
+    verify(good, FILE, use_cache=False)  # still good
 
 
 def test_truncated_transfer_leaves_no_file(server, tmp_path):
     with pytest.raises(DataError, match="could not download"):
-        dl.fetch(NAME, [f"{server}/short/"], SHA, tmp_path, progress=False, timeout=5)
+        fetch.fetch(served_by(f"{server}/short/"), tmp_path, progress=False, timeout=5)
     assert _leftovers(tmp_path) == []
 
 
@@ -139,16 +165,16 @@ def test_interrupt_mid_download_leaves_no_file(tmp_path, monkeypatch):
         def __exit__(self, *exc):
             return False
 
-    monkeypatch.setattr(dl, "_open_url", lambda url, timeout: Response())
+    monkeypatch.setattr(fetch, "_open_url", lambda url, timeout: Response())
     with pytest.raises(KeyboardInterrupt):
-        dl.fetch(NAME, ["http://example.invalid/"], SHA, tmp_path, progress=False)
+        fetch.fetch(served_by("http://example.invalid/"), tmp_path, progress=False)
     assert _leftovers(tmp_path) == []
 
 
 def test_offline_message_lists_mirrors_and_folder(tmp_path):
-    mirrors = [_refused_url(), _refused_url()]
+    mirrors = [refused_url(), refused_url()]
     with pytest.raises(DataError) as e:
-        dl.fetch(NAME, mirrors, SHA, tmp_path / "data", progress=False, timeout=5)
+        fetch.fetch(served_by(*mirrors), tmp_path / "data", progress=False, timeout=5)
     msg = str(e.value)
     assert "\n" not in msg
     for m in mirrors:
@@ -158,7 +184,7 @@ def test_offline_message_lists_mirrors_and_folder(tmp_path):
 
 def test_missing_without_download_says_where_to_put_it(tmp_path):
     with pytest.raises(DataError) as e:
-        dl.ensure(NAME, ["https://a.example/", "https://b.example/"], SHA, tmp_path, download=False)
+        ensure(served_by("https://a.example/", "https://b.example/"), tmp_path, download=False)
     msg = str(e.value)
     assert "https://a.example/" + NAME in msg and "https://b.example/" + NAME in msg and str(tmp_path) in msg
 
@@ -166,7 +192,7 @@ def test_missing_without_download_says_where_to_put_it(tmp_path):
 def test_corrupt_file_on_disk_names_checksum_and_fix(tmp_path):
     (tmp_path / NAME).write_bytes(BAD)
     with pytest.raises(DataError) as e:
-        dl.ensure(NAME, ["https://a.example/"], SHA, tmp_path)  # must not download over it
+        ensure(served_by("https://a.example/"), tmp_path)  # must not download over it
     msg = str(e.value)
     assert str(tmp_path / NAME) in msg and SHA in msg and "minilottery data download --force" in msg
     assert (tmp_path / NAME).read_bytes() == BAD
@@ -175,41 +201,41 @@ def test_corrupt_file_on_disk_names_checksum_and_fix(tmp_path):
 def test_not_gzip_and_truncated_gzip(tmp_path):
     (tmp_path / NAME).write_bytes(b"<html>not found</html>")
     with pytest.raises(DataError, match="not a valid gzip file"):
-        dl.verify(tmp_path / NAME, SHA)
+        verify(tmp_path / NAME, FILE)
     (tmp_path / NAME).write_bytes(GOOD[:-20])
     with pytest.raises(DataError, match="not a valid gzip file"):
-        dl.verify(tmp_path / NAME, SHA)
+        verify(tmp_path / NAME, FILE)
 
 
 def test_uncompressed_copy_is_accepted(tmp_path):
     (tmp_path / NAME.removesuffix(".gz")).write_bytes(CONTENT)
-    path = dl.ensure(NAME, [], SHA, tmp_path, download=False)
+    path = ensure(FILE, tmp_path, download=False)
     assert path.name == NAME.removesuffix(".gz")
 
 
 def test_verification_is_cached_and_invalidated_by_changes(tmp_path, monkeypatch):
     path = tmp_path / NAME
     path.write_bytes(GOOD)
-    dl.verify(path, SHA)
+    verify(path, FILE)
     calls = []
-    real = dl._actual
-    monkeypatch.setattr(dl, "_actual", lambda *a: calls.append(a) or real(*a))
-    dl.verify(path, SHA)
+    real = checksums._actual
+    monkeypatch.setattr(checksums, "_actual", lambda *a: calls.append(a) or real(*a))
+    verify(path, FILE)
     assert calls == []  # unchanged file: answered from .verified.json
     path.write_bytes(BAD)  # other content (and size): checked again, and refused
     with pytest.raises(DataError):
-        dl.verify(path, SHA)
+        verify(path, FILE)
     assert len(calls) == 1
 
 
 def test_md5_of_stored_file(tmp_path):
     path = tmp_path / "archive.tar.gz"
     path.write_bytes(GOOD)
-    dl.verify(path, md5=hashlib.md5(GOOD).hexdigest())
+    verify(path, DataFile(path.name, md5=hashlib.md5(GOOD).hexdigest()))
     with pytest.raises(DataError, match="MD5"):
-        dl.verify(path, md5="0" * 32, use_cache=False)
-    with pytest.raises(ValueError):
-        dl.verify(path, SHA, md5="0" * 32)  # exactly one kind of checksum
+        verify(path, DataFile(path.name, md5="0" * 32), use_cache=False)
+    with pytest.raises(ValueError, match="exactly one of"):
+        DataFile(path.name, sha256_uncompressed=SHA, md5="0" * 32)
 
 
 def test_read_only_folder_records_in_user_cache(tmp_path):
@@ -218,12 +244,12 @@ def test_read_only_folder_records_in_user_cache(tmp_path):
     (folder / NAME).write_bytes(GOOD)
     folder.chmod(0o555)  # as shared/ is laid out; root could still write, but must not
     try:
-        dl.verify(folder / NAME, SHA)
-        assert not (folder / dl.SIDECAR_NAME).exists()
+        verify(folder / NAME, FILE)
+        assert not (folder / SIDECAR_NAME).exists()
         record = json.loads((tmp_path / "xdg" / "minilottery" / "verified.json").read_text())
         assert str((folder / NAME).resolve()) in record
         with pytest.raises(DataError, match="read-only"):
-            dl.fetch("other.gz", [], SHA, folder, progress=False)
+            fetch.fetch(dataclasses.replace(FILE, name="other.gz"), folder, progress=False)
     finally:
         folder.chmod(0o755)
 

@@ -17,6 +17,7 @@ import pytest
 
 from minilottery.data import DataError, load_mnist, mnist
 from minilottery.data.dataset import split_validation
+from tests.test_data_download import local_server, refused_url, url_of
 
 # digit counts of the official files (all 60,000 training and 10,000 test labels)
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -57,7 +58,8 @@ def write_mnist(folder: Path, n_train: int = 60, n_test: int = 20, compress: boo
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
+def cache_in_tmp(tmp_path, monkeypatch):
+    """Verification records of read-only folders go to the test's own cache folder, not the user's."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
 
 
@@ -88,30 +90,36 @@ def test_idx_header_errors():
         mnist.parse_idx(b"<!DOCTYPE html><html>...</html>", mnist.IMAGES_MAGIC, "f")
 
 
-def test_load_small_files(tmp_path):
-    checksums = write_mnist(tmp_path)
-    data = load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
-    assert data.x_train.shape == (50, 1, 28, 28) and data.x_val.shape == (10, 1, 28, 28)
-    assert data.x_test.shape == (20, 1, 28, 28)
+def assert_small_data_set(data, train_shape: tuple, val_shape: tuple, test_shape: tuple) -> None:
+    """The splits have these shapes; images float32 in [0, 1], labels int64; train and validation partition
+    the training examples (the first pixel of each says which it is), each keeping its own label (index % 10)."""
+    assert (data.x_train.shape, data.x_val.shape, data.x_test.shape) == (train_shape, val_shape, test_shape)
     for x in (data.x_train, data.x_val, data.x_test):
         assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
     for y in (data.y_train, data.y_val, data.y_test):
         assert y.dtype == np.int64
-    # train and validation partition the 60 training examples, each keeping its own label
-    index = np.concatenate([data.x_train[:, 0, 0, 0], data.x_val[:, 0, 0, 0]]) * 255
-    index = np.rint(index).astype(int)
-    assert sorted(index) == list(range(60))
+    index = np.rint(np.concatenate([data.x_train, data.x_val])[:, 0, 0, 0] * 255).astype(int)
+    assert sorted(index) == list(range(train_shape[0] + val_shape[0]))
     np.testing.assert_array_equal(np.concatenate([data.y_train, data.y_val]), index % 10)
+
+
+def assert_split_is_seeded(load, other_seed: int) -> None:
+    """``load(seed)`` gives the same split for the same seed, another one for ``other_seed``."""
+    a, b, c = load(0), load(0), load(other_seed)
+    np.testing.assert_array_equal(a.x_val, b.x_val)
+    np.testing.assert_array_equal(a.y_train, b.y_train)
+    assert not np.array_equal(a.x_val, c.x_val)
+
+
+def test_load_small_files(tmp_path):
+    data = load_mnist(tmp_path, download=False, validation_size=10, checksums=write_mnist(tmp_path))
+    assert_small_data_set(data, (50, 1, 28, 28), (10, 1, 28, 28), (20, 1, 28, 28))
 
 
 def test_split_is_deterministic_and_seeded(tmp_path):
     checksums = write_mnist(tmp_path)
-    a = load_mnist(tmp_path, download=False, validation_size=10, seed=0, checksums=checksums)
-    b = load_mnist(tmp_path, download=False, validation_size=10, seed=0, checksums=checksums)
-    c = load_mnist(tmp_path, download=False, validation_size=10, seed=1, checksums=checksums)
-    np.testing.assert_array_equal(a.x_val, b.x_val)
-    np.testing.assert_array_equal(a.y_train, b.y_train)
-    assert not np.array_equal(a.x_val, c.x_val)
+    assert_split_is_seeded(
+        lambda seed: load_mnist(tmp_path, download=False, validation_size=10, seed=seed, checksums=checksums), 1)
 
 
 def test_split_validation_checks_size():
@@ -127,22 +135,16 @@ def test_uncompressed_files_load(tmp_path):
     assert data.x_train.shape == (50, 1, 28, 28)
 
 
-def test_labels_out_of_range(tmp_path):
-    labels = np.full(60, 10, np.uint8)
+@pytest.mark.parametrize("labels, message", [
+    (np.full(60, 10, np.uint8), "labels must be digits 0..9, found 10"),
+    (np.zeros(59, np.uint8), "60 images but .* 59 labels"),
+], ids=["out-of-range", "count-mismatch"])
+def test_bad_training_labels(tmp_path, labels, message):
     checksums = write_mnist(tmp_path)
-    raw = idx_bytes(labels)
+    raw = idx_bytes(labels)  # in place of the training labels, with a checksum that matches
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw))
     checksums["train-labels-idx1-ubyte.gz"] = hashlib.sha256(raw).hexdigest()
-    with pytest.raises(DataError, match="labels must be digits 0..9, found 10"):
-        load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
-
-
-def test_count_mismatch_between_images_and_labels(tmp_path):
-    checksums = write_mnist(tmp_path)
-    raw = idx_bytes(np.zeros(59, np.uint8))
-    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(raw))
-    checksums["train-labels-idx1-ubyte.gz"] = hashlib.sha256(raw).hexdigest()
-    with pytest.raises(DataError, match="60 images but .* 59 labels"):
+    with pytest.raises(DataError, match=message):
         load_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)
 
 
@@ -237,7 +239,7 @@ def _real_dir() -> str:
 
 
 def _real_name(name: str) -> str:
-    from minilottery.data.download import locate
+    from minilottery.data.layout import locate
 
     return locate(name, _real_dir()).name
 
@@ -246,32 +248,22 @@ def test_download_from_local_mirror_then_load(tmp_path, monkeypatch):
     """End to end: a missing file is fetched from a mirror (a local HTTP server), verified, then loaded."""
     import functools
     import http.server
-    import threading
 
     served = tmp_path / "mirror"
     served.mkdir()
     checksums = write_mnist(served)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        monkeypatch.setattr(mnist, "MIRRORS", (f"http://127.0.0.1:{httpd.server_address[1]}/",))
+    with local_server(handler) as httpd:
+        monkeypatch.setattr(mnist, "MIRRORS", (f"{url_of(httpd)}/",))
         local = tmp_path / "data"
         data = load_mnist(local, validation_size=10, checksums=checksums)
         assert data.x_train.shape == (50, 1, 28, 28)
         assert sorted(p.name for p in local.iterdir()) == sorted([".verified.json", *checksums])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_offline_download_names_every_missing_file(tmp_path, monkeypatch):
-    import socket
-
-    with socket.socket() as s:  # a local port nothing listens on: connection refused, as when offline
-        s.bind(("127.0.0.1", 0))
-        refused = f"http://127.0.0.1:{s.getsockname()[1]}/"
+    refused = refused_url()
     monkeypatch.setattr(mnist, "MIRRORS", (refused,))
     with pytest.raises(DataError) as e:
         load_mnist(tmp_path / "data")

@@ -16,11 +16,11 @@ and at once when the fixture shuts the server down.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import http.server
 import os
-import socket
 import struct
 import threading
 import time
@@ -31,13 +31,25 @@ from pathlib import Path
 import pytest
 
 from minilottery.data import DataError, cifar10, load_cifar10, mnist
-from minilottery.data import download as dl
+from minilottery.data.checksums import UNKNOWN_SIZE_CAP, read_bytes, verify
+from minilottery.data.download import ensure
+from minilottery.data.fetch import DEADLINE, fetch, max_download_size
+from minilottery.data.layout import sweep_stale
+from minilottery.data.record import SIDECAR_NAME
+from tests.test_data_download import (
+    CONTENT,
+    FILE,
+    GOOD,
+    NAME,
+    SHA,
+    isolated_cache,  # noqa: F401 -- an autouse fixture: it applies here too
+    local_server,
+    refused_url,
+    served_by,
+    url_of,
+)
 from tests.test_data_mnist import _cli
 
-NAME = "sample-idx1-ubyte.gz"
-CONTENT = bytes(range(256)) * 40
-SHA = hashlib.sha256(CONTENT).hexdigest()
-GOOD = gzip.compress(CONTENT)
 LABELS = "t10k-labels-idx1-ubyte.gz"  # the smallest MNIST file: 4542 bytes gzipped, 10008 decompressed
 IMAGES = "t10k-images-idx3-ubyte.gz"  # 1648877 bytes gzipped, 7840016 decompressed
 BOMB_SIZE = 32 << 20  # what the bomb decompresses to
@@ -110,14 +122,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 class _Server:
-    def __init__(self):
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    """The hostile mirrors: ``url``, and what the server sent for each request (``sent``)."""
+
+    def __init__(self, httpd: http.server.ThreadingHTTPServer):
+        self.httpd = httpd
         self.httpd.sent, self.httpd.done = {}, {}
         self.httpd.stopping = threading.Event()
         self.httpd.bomb = gzip.compress(bytes(BOMB_SIZE), compresslevel=9)  # ~32 KiB
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.url = url_of(httpd)
 
     def sent(self, path: str, timeout: float = 5.0) -> int:
         """Bytes the server sent for ``path``, once that request has finished (or ``timeout`` passed)."""
@@ -125,24 +137,15 @@ class _Server:
         assert event is not None and event.wait(timeout), f"the server never finished {path}"
         return self.httpd.sent[path]
 
-    def close(self):
-        self.httpd.stopping.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
-
 
 @pytest.fixture(scope="module")
 def server():
-    s = _Server()
-    yield s
-    s.close()
-
-
-@pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("MINILOTTERY_DATA", raising=False)
+    with local_server(_Handler) as httpd:
+        hostile = _Server(httpd)
+        try:
+            yield hostile
+        finally:
+            httpd.stopping.set()  # the bodies still being sent end now, so that the shutdown does not wait
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -151,17 +154,11 @@ def _tqdm_imported():
     import tqdm  # noqa: F401
 
 
-def _refused_url() -> str:
-    with socket.socket() as s:  # a local port nothing listens on: connection refused, as when offline
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/"
-
-
 def _leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def _peak_memory(call):
+def _measured(call):
     """(the exception ``call()`` raised, seconds it took, peak bytes Python allocated meanwhile)."""
     tracemalloc.start()
     start = time.monotonic()
@@ -178,6 +175,13 @@ def _peak_memory(call):
     return error, seconds, peak
 
 
+def _download_from(server, kind: str, name: str, folder: Path, monkeypatch, **options):
+    """Download the MNIST file ``name`` (checked against ``SHA``) from the server's ``/<kind>/`` mirror into
+    ``folder``; returns ``_measured``'s (error, seconds, peak bytes)."""
+    monkeypatch.setattr(mnist, "MIRRORS", (f"{server.url}/{kind}/",))
+    return _measured(lambda: mnist.download_files(folder, checksums={name: SHA}, progress=False, **options))
+
+
 def _one_line_naming(error, name: str) -> str:
     assert isinstance(error, DataError), f"expected DataError, got {error!r}"
     msg = str(error)
@@ -191,10 +195,8 @@ def _one_line_naming(error, name: str) -> str:
 
 
 def test_gzip_bomb_download_is_refused_in_bounded_memory(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{server.url}/bomb/",))
     folder = tmp_path / "data"
-    error, seconds, peak = _peak_memory(
-        lambda: mnist.download_files(folder, checksums={LABELS: SHA}, progress=False))
+    error, seconds, peak = _download_from(server, "bomb", LABELS, folder, monkeypatch)
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a {BOMB_SIZE / MiB:.0f} MiB bomb"
     assert seconds < 5
     msg = _one_line_naming(error, LABELS)
@@ -205,7 +207,7 @@ def test_gzip_bomb_download_is_refused_in_bounded_memory(server, tmp_path, monke
 def test_local_gzip_bomb_is_corrupt_and_read_in_bounded_memory(server, tmp_path):
     path = tmp_path / LABELS
     path.write_bytes(server.httpd.bomb)
-    error, seconds, peak = _peak_memory(lambda: mnist.read_idx(path, mnist.LABELS_MAGIC))
+    error, seconds, peak = _measured(lambda: mnist.read_idx(path, mnist.LABELS_MAGIC))
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB while refusing a {BOMB_SIZE / MiB:.0f} MiB bomb"
     assert seconds < 5
     msg = _one_line_naming(error, str(path))
@@ -223,15 +225,15 @@ def test_local_gzip_bomb_is_corrupt_and_read_in_bounded_memory(server, tmp_path)
 def test_read_bytes_and_verify_stop_at_the_given_size(tmp_path):
     path = tmp_path / NAME
     path.write_bytes(GOOD)
-    assert dl.read_bytes(path, size_uncompressed=len(CONTENT)) == CONTENT
+    assert read_bytes(path, size_uncompressed=len(CONTENT)) == CONTENT
     with pytest.raises(DataError, match=f"{NAME} is corrupt: longer than 100 bytes once decompressed"):
-        dl.read_bytes(path, size_uncompressed=100)
+        read_bytes(path, size_uncompressed=100)
     with pytest.raises(DataError, match="longer than 100 bytes once decompressed"):
-        dl.verify(path, SHA, size_uncompressed=100)
+        verify(path, dataclasses.replace(FILE, size_uncompressed=100))
     raw = tmp_path / "plain.idx"  # an uncompressed file is bounded by the same size
     raw.write_bytes(CONTENT)
     with pytest.raises(DataError, match=r"plain.idx is corrupt: longer than 100 bytes \(the most it can be\)"):
-        dl.read_bytes(raw, size_uncompressed=100)
+        read_bytes(raw, size_uncompressed=100)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -240,25 +242,22 @@ def test_read_bytes_and_verify_stop_at_the_given_size(tmp_path):
 
 
 def test_endless_body_stops_at_the_cap(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{server.url}/endless/",))
     folder = tmp_path / "data"
-    start = time.monotonic()
-    with pytest.raises(DataError) as e:
-        mnist.download_files(folder, checksums={IMAGES: SHA}, progress=False)
+    error, seconds, _ = _download_from(server, "endless", IMAGES, folder, monkeypatch)
     # the client hung up at the cap (known size + 1 MiB); what else the server got out sat in socket buffers
     cap = 1648877 + MiB
     assert server.sent(f"/endless/{IMAGES}") < cap + 8 * MiB < SERVER_LIMIT
-    assert time.monotonic() - start < 5
-    msg = _one_line_naming(e.value, IMAGES)
+    assert seconds < 5
+    msg = _one_line_naming(error, IMAGES)
     assert f"more than {cap} bytes" in msg and "nothing was saved" in msg
     assert _leftovers(folder) == []
 
 
 def test_announced_length_past_the_cap_is_refused_before_reading(server, tmp_path):
     with pytest.raises(DataError) as e:
-        dl.fetch(NAME, [f"{server.url}/huge/"], SHA, tmp_path, progress=False, timeout=5, size=len(GOOD))
+        fetch(served_by(f"{server.url}/huge/", size=len(GOOD)), tmp_path, progress=False, timeout=5)
     msg = _one_line_naming(e.value, NAME)
-    assert f"announces {10**12} bytes, more than the {dl.max_download_size(len(GOOD))}" in msg
+    assert f"announces {10**12} bytes, more than the {max_download_size(len(GOOD))}" in msg
     assert _leftovers(tmp_path) == []
 
 
@@ -276,9 +275,9 @@ def test_known_sizes():
 
 def test_margin_keeps_a_differently_gzipped_copy():
     # gzip -1 makes MNIST's train-images 10979562 bytes, 11 % more than the mirrors' 9912422
-    assert dl.max_download_size(9912422) > 10979562
-    assert dl.max_download_size(4542) == 4542 + MiB
-    assert dl.max_download_size(None) == dl.UNKNOWN_SIZE_CAP
+    assert max_download_size(9912422) > 10979562
+    assert max_download_size(4542) == 4542 + MiB
+    assert max_download_size(None) == UNKNOWN_SIZE_CAP
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -287,13 +286,9 @@ def test_margin_keeps_a_differently_gzipped_copy():
 
 
 def test_trickle_passes_the_deadline(server, tmp_path, monkeypatch):
-    monkeypatch.setattr(mnist, "MIRRORS", (f"{server.url}/trickle/",))
     folder = tmp_path / "data"
-    start = time.monotonic()
-    with pytest.raises(DataError) as e:
-        mnist.download_files(folder, checksums={LABELS: SHA}, progress=False, deadline=0.5)
-    seconds = time.monotonic() - start
-    msg = _one_line_naming(e.value, LABELS)
+    error, seconds, _ = _download_from(server, "trickle", LABELS, folder, monkeypatch, deadline=0.5)
+    msg = _one_line_naming(error, LABELS)
     assert "took longer than its deadline of 0.5 s" in msg and "--deadline SECONDS" in msg
     assert "of 100000 bytes" in msg and "nothing was saved" in msg
     assert 0.5 <= seconds < 2.5
@@ -303,15 +298,18 @@ def test_trickle_passes_the_deadline(server, tmp_path, monkeypatch):
 def test_silent_mirror_is_cut_at_the_deadline_not_the_socket_timeout(server, tmp_path):
     start = time.monotonic()
     with pytest.raises(DataError, match="took longer than its deadline of 0.5 s"):
-        dl.fetch(NAME, [f"{server.url}/silent/", f"{server.url}/good/"], SHA, tmp_path, progress=False,
-                 timeout=30, deadline=0.5)
+        fetch(served_by(f"{server.url}/silent/", f"{server.url}/good/"), tmp_path, progress=False, timeout=30,
+              deadline=0.5)
     assert time.monotonic() - start < 2.5  # the 30 s socket timeout was clipped to the time left
     assert _leftovers(tmp_path) == []
 
 
 def test_deadline_must_be_positive(tmp_path):
-    with pytest.raises(ValueError, match="deadline must be a positive number of seconds, got 0"):
-        dl.fetch(NAME, [], SHA, tmp_path, progress=False, deadline=0)
+    for deadline in (0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"^--deadline must be a real number in \(0, inf\), got"):
+            fetch(FILE, tmp_path, progress=False, deadline=deadline)
+        with pytest.raises(ValueError, match=r"^--deadline must be"):  # before anything is swept
+            mnist.download_files(tmp_path, progress=False, deadline=deadline)
 
 
 def test_cli_refuses_a_bad_deadline(capsys):
@@ -336,10 +334,10 @@ def _temporaries(folder: Path, name: str, age: float) -> list[Path]:
 
 def test_stale_temporaries_swept_before_a_download_fresh_ones_kept(server, tmp_path):
     day = 24 * 3600.0
-    stale = _temporaries(tmp_path, NAME, day) + _temporaries(tmp_path, dl.SIDECAR_NAME, day)
+    stale = _temporaries(tmp_path, NAME, day) + _temporaries(tmp_path, SIDECAR_NAME, day)
     fresh = _temporaries(tmp_path, NAME, 1.0)  # a concurrent download of the same file, still writing
     other = _temporaries(tmp_path, "notes.txt", day)  # not ours: never touched
-    dl.fetch(NAME, [f"{server.url}/good/"], SHA, tmp_path, progress=False, timeout=5)
+    fetch(served_by(f"{server.url}/good/"), tmp_path, progress=False, timeout=5)
     assert not any(p.exists() for p in stale)
     assert all(p.exists() for p in fresh + other)
     assert (tmp_path / NAME).read_bytes() == GOOD
@@ -351,12 +349,12 @@ def test_data_download_sweeps_even_when_nothing_is_missing(tmp_path):
         raw = name.encode()
         (tmp_path / name).write_bytes(gzip.compress(raw))
         checksums[name] = hashlib.sha256(raw).hexdigest()
-    stale = _temporaries(tmp_path, IMAGES, 2 * dl.DEADLINE)
-    fresh = _temporaries(tmp_path, IMAGES, dl.DEADLINE / 2)
+    stale = _temporaries(tmp_path, IMAGES, 2 * DEADLINE)
+    fresh = _temporaries(tmp_path, IMAGES, DEADLINE / 2)
     mnist.download_files(tmp_path, checksums=checksums, progress=False)
     assert not any(p.exists() for p in stale) and all(p.exists() for p in fresh)
 
-    archive_stale = _temporaries(tmp_path, cifar10.ARCHIVE, 2 * dl.DEADLINE)
+    archive_stale = _temporaries(tmp_path, cifar10.ARCHIVE, 2 * DEADLINE)
     (tmp_path / cifar10.ARCHIVE).write_bytes(b"an archive")
     cifar10.download(tmp_path, md5=hashlib.md5(b"an archive").hexdigest(), progress=False)
     assert not any(p.exists() for p in archive_stale)
@@ -364,9 +362,9 @@ def test_data_download_sweeps_even_when_nothing_is_missing(tmp_path):
 
 def test_sweep_only_removes_what_is_older_than_given(tmp_path):
     old = _temporaries(tmp_path, NAME, 100.0)
-    removed = dl.sweep_stale(tmp_path, [NAME], older_than=50.0)
+    removed = sweep_stale(tmp_path, [NAME], older_than=50.0)
     assert sorted(removed) == sorted(old)
-    assert dl.sweep_stale(tmp_path / "absent", [NAME]) == []  # no folder yet: nothing to do
+    assert sweep_stale(tmp_path / "absent", [NAME], older_than=DEADLINE) == []  # no folder yet: nothing to do
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -377,7 +375,7 @@ def test_sweep_only_removes_what_is_older_than_given(tmp_path):
 def test_forced_offline_download_does_not_say_present_files_are_missing(tmp_path, monkeypatch):
     for name in mnist.SHA256:
         (tmp_path / name).write_bytes(b"a copy already there")
-    monkeypatch.setattr(mnist, "MIRRORS", (_refused_url(),))
+    monkeypatch.setattr(mnist, "MIRRORS", (refused_url(),))
     with pytest.raises(DataError) as e:
         mnist.download_files(tmp_path, force=True, progress=False)
     msg = _one_line_naming(e.value, "train-images-idx3-ubyte.gz")
@@ -389,7 +387,7 @@ def test_forced_offline_download_does_not_say_present_files_are_missing(tmp_path
 def test_cli_forced_offline_download_says_the_file_is_kept(tmp_path, monkeypatch, capsys):
     for name in mnist.SHA256:
         (tmp_path / name).write_bytes(b"a copy already there")
-    monkeypatch.setattr(mnist, "MIRRORS", (_refused_url(),))
+    monkeypatch.setattr(mnist, "MIRRORS", (refused_url(),))
     assert _cli(["data", "download", "--force", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
@@ -400,11 +398,11 @@ def test_cli_forced_offline_download_says_the_file_is_kept(tmp_path, monkeypatch
 def test_broken_link_is_named_not_called_missing(tmp_path):
     (tmp_path / NAME).symlink_to(tmp_path / "moved-away" / NAME)
     with pytest.raises(DataError) as e:
-        dl.ensure(NAME, ["https://a.example/"], SHA, tmp_path, download=False)
+        ensure(served_by("https://a.example/"), tmp_path, download=False)
     msg = _one_line_naming(e.value, NAME)
     assert f"{tmp_path / NAME} is a broken link to {tmp_path / 'moved-away' / NAME}" in msg
     with pytest.raises(DataError, match="is not a regular file \\(a broken link to"):
-        dl.verify(tmp_path / NAME, SHA)
+        verify(tmp_path / NAME, FILE)
 
 
 def test_unpacked_cifar_archive_is_named(tmp_path):

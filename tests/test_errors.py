@@ -1,7 +1,7 @@
 """Every failure a user can cause ends in one line on stderr and a non-zero exit code, never a traceback.
 
-The commands run in this process on tiny synthetic data (``load_data`` / ``load_mnist`` replaced), so each
-test takes a second or two. Read-only folders and full disks are injected (the tests may run as root, where
+The commands run in this process on tiny synthetic data (``commands.imp.load_data`` and MNIST's entry in
+``minilottery.data.LOADERS`` replaced). Read-only folders and full disks are injected (the tests may run as root, where
 ``chmod`` stops nothing); a path under a regular file is real.
 """
 
@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
+import minilottery.files as files
 import minilottery.lab.commands.bench as bench_command
 import minilottery.lab.commands.imp as imp_command
-import minilottery.lab.commands.train as train_command
-import minilottery.files as files
+from minilottery.data import LOADERS
 from minilottery.lab.cli import main
-from minilottery.train import NonFiniteLossError
+from minilottery.training import NonFiniteLossError
 from tests.test_imp import synthetic_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,14 +54,14 @@ def refuse_loading(*args, **kwargs):
 @pytest.fixture
 def synthetic(monkeypatch):
     """The train, imp, trials and demo commands get the small synthetic data set."""
-    monkeypatch.setattr(train_command, "load_mnist", lambda data_dir=None: synthetic_data())
+    monkeypatch.setitem(LOADERS, "mnist", lambda data_dir=None: synthetic_data())
     monkeypatch.setattr(imp_command, "load_data", synthetic_loader)
 
 
 @pytest.fixture
 def no_data(monkeypatch):
     """Loading data is an error: the option must be refused before."""
-    monkeypatch.setattr(train_command, "load_mnist", refuse_loading)
+    monkeypatch.setitem(LOADERS, "mnist", refuse_loading)
     monkeypatch.setattr(imp_command, "load_data", refuse_loading)
 
 
@@ -120,7 +120,7 @@ def test_a_warning_in_a_trial_worker_is_one_line(synthetic, tmp_path, capfd):
 
 def test_train_warns_at_chance_level():
     from minilottery.models import build_model
-    from minilottery.train import ChanceLevelWarning, TrainConfig, train
+    from minilottery.training import ChanceLevelWarning, TrainConfig, train
 
     data = synthetic_data()
     with pytest.warns(ChanceLevelWarning, match=r"at chance level \(10 classes\).*lower --lr, now 10"):

@@ -14,12 +14,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilottery.lab import runs
 from minilottery.data import Dataset
-from minilottery.imp import PRESETS, IMPConfig, run_imp
+from minilottery.imp import IMPConfig, run_imp
+from minilottery.lab import runs
+from minilottery.lab.presets import PRESETS, config_from_options, from_preset
+from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.models import build_model
 from minilottery.prune import check_nested, global_magnitude_prune, masked_weights
-from minilottery.train import train
+from minilottery.training import train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +48,7 @@ def data():
 def config(**options):
     base = dict(model="lenet_300_100", rounds=2, iterations=12, eval_every=4, controls=())
     base.update(options)
-    cfg = IMPConfig.from_options(**base)  # from_options skips None (an option not given) ...
+    cfg = config_from_options(**base)  # config_from_options skips None (an option not given) ...
     return dataclasses.replace(cfg, rounds=None) if options.get("rounds", 0) is None else cfg  # ... so set it here
 
 
@@ -90,7 +92,7 @@ def assert_same_dirs(a: Path, b: Path):
 
 def test_rounds_reset_to_theta0_with_nested_masks_and_controls(data, tmp_path):
     cfg = config(rounds=3, controls=("reinit", "random_prune"))
-    result = run_imp(cfg, data, out_dir=tmp_path / "run", progress=False)
+    result = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
     theta0 = build_model("lenet_300_100", seed=0).state_dict()
     assert [r.index for r in result.rounds] == [0, 1, 2, 3]
     expected = {"1.W": 235200, "3.W": 30000, "5.W": 1000}
@@ -134,7 +136,7 @@ def test_rounds_reset_to_theta0_with_nested_masks_and_controls(data, tmp_path):
 
 def test_rewind_restores_the_weights_at_iteration_k(data, tmp_path):
     cfg = config(rounds=1, reset="rewind:5")
-    result = run_imp(cfg, data, out_dir=tmp_path / "run", progress=False)
+    result = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
     model = build_model("lenet_300_100", seed=0)
     snapshot = train(model, data, cfg.train, snapshot_at=(5,), progress=False).snapshots[5]
     theta0 = build_model("lenet_300_100", seed=0).state_dict()
@@ -173,17 +175,18 @@ def test_one_shot_prunes_once_to_the_target(data):
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
     cfg = config(rounds=3, controls=("reinit", "random_prune"), reset="rewind:4")
-    whole = run_imp(cfg, data, out_dir=tmp_path / "whole", progress=False)
+    whole = run_imp_in_folder(cfg, data, tmp_path / "whole", progress=False)
 
     def crash(rnd):
         if rnd.index == 1:
             raise KeyboardInterrupt("simulated crash")
 
     with pytest.raises(KeyboardInterrupt):
-        run_imp(cfg, data, out_dir=tmp_path / "resumed", progress=False, on_round=crash)
+        run_imp_in_folder(cfg, data, tmp_path / "resumed", progress=False, on_round=crash)
     assert [r["round"] for r in runs.completed_rounds(tmp_path / "resumed")] == [0, 1]
     seen = []
-    resumed = run_imp(cfg, data, out_dir=tmp_path / "resumed", progress=False, on_round=lambda r: seen.append(r.index))
+    resumed = run_imp_in_folder(cfg, data, tmp_path / "resumed", progress=False,
+                                on_round=lambda r: seen.append(r.index))
     assert seen == [0, 1, 2, 3]
     assert_same_results(whole, resumed)
     assert_same_dirs(tmp_path / "whole", tmp_path / "resumed")
@@ -194,7 +197,7 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
     (folder / "junk.txt").write_text("half-written")
     runs.atomic_savez(folder / "ticket" / "final.npz", **{"1.W": np.zeros(3)})
     (tmp_path / "resumed" / ".summary.json.999.tmp").write_text("torn")
-    again = run_imp(cfg, data, out_dir=tmp_path / "resumed", progress=False)
+    again = run_imp_in_folder(cfg, data, tmp_path / "resumed", progress=False)
     assert not (folder / "junk.txt").exists() and not (tmp_path / "resumed" / ".summary.json.999.tmp").exists()
     assert_same_results(whole, again)
     assert_same_dirs(tmp_path / "whole", tmp_path / "resumed")
@@ -202,19 +205,19 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
 
 def test_a_different_config_is_refused_and_nothing_destroyed(data, tmp_path):
     out = tmp_path / "run"
-    run_imp(config(rounds=1), data, out_dir=out, progress=False)
+    run_imp_in_folder(config(rounds=1), data, out, progress=False)
     (out / "notes.txt").write_text("mine")
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match=r"different config \(differs in: iterations 12 vs 16\); use --overwrite"):
-        run_imp(config(rounds=1, iterations=16), data, out_dir=out, progress=False)
+        run_imp_in_folder(config(rounds=1, iterations=16), data, out, progress=False)
     with pytest.raises(ValueError, match="data.train 240 vs 120"):
-        run_imp(config(rounds=1), data.subset(120), out_dir=out, progress=False)
+        run_imp_in_folder(config(rounds=1), data.subset(120), out, progress=False)
     with pytest.raises(ValueError, match="--prune-rate"):
-        run_imp(config(rounds=1, prune_rate=1.5), data, out_dir=out, progress=False, overwrite=True)
+        run_imp_in_folder(config(rounds=1, prune_rate=1.5), data, out, progress=False, overwrite=True)
     with pytest.raises(ValueError, match="--batch-size"):
-        run_imp(config(rounds=1, batch_size=1000), data, out_dir=out, progress=False, overwrite=True)
+        run_imp_in_folder(config(rounds=1, batch_size=1000), data, out, progress=False, overwrite=True)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    result = run_imp(config(rounds=1, iterations=16), data, out_dir=out, progress=False, overwrite=True)
+    result = run_imp_in_folder(config(rounds=1, iterations=16), data, out, progress=False, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"  # --overwrite clears only the run's own files
     assert runs.read_json(out / "config.json")["train"]["iterations"] == 16
     assert runs.load_summary(out)["rounds"] == [r.info for r in result.rounds]
@@ -222,11 +225,11 @@ def test_a_different_config_is_refused_and_nothing_destroyed(data, tmp_path):
 
 def test_overwrite_with_the_same_config_continues_the_run(data, tmp_path):
     out = tmp_path / "run"
-    run_imp(config(rounds=1), data, out_dir=out, progress=False, on_round=None)
+    run_imp_in_folder(config(rounds=1), data, out, progress=False, on_round=None)
     marker = out / "round_001" / "round.json"
     written = marker.stat().st_mtime_ns
     seen = []
-    run_imp(config(rounds=1), data, out_dir=out, progress=False, overwrite=True, on_round=seen.append)
+    run_imp_in_folder(config(rounds=1), data, out, progress=False, overwrite=True, on_round=seen.append)
     assert [r.index for r in seen] == [0, 1]
     assert marker.stat().st_mtime_ns == written  # the finished rounds were read back, not trained again
 
@@ -241,7 +244,7 @@ def test_overwrite_with_the_same_config_continues_the_run(data, tmp_path):
 ])
 def test_bad_options_name_the_option(data, tmp_path, options, option):
     with pytest.raises(ValueError, match=option.replace("+", r"\+")):
-        run_imp(config(**options), data, out_dir=tmp_path / "never", progress=False)
+        run_imp_in_folder(config(**options), data, tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
 
 
@@ -257,18 +260,75 @@ def test_runs_on_every_device_with_the_same_results(data, device):
     np.testing.assert_allclose(final, on_cpu.rounds[1].arms["ticket"].final_weights["1.W"], atol=1e-5)
 
 
+def test_a_run_in_memory_equals_one_in_a_folder_and_in_any_store(data, tmp_path):
+    cfg = config(rounds=2, controls=("reinit", "random_prune"), reset="rewind:4")
+    in_memory = run_imp(cfg, data, progress=False)
+    in_folder = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
+    assert in_memory.out_dir is None and in_folder.out_dir == tmp_path / "run"
+    assert_same_results(in_memory, in_folder)
+
+    class ListStore:  # the RunStore protocol kept in Python lists: run_imp needs nothing more
+        def __init__(self):
+            self.saved_theta0, self.saved_rewind, self.rounds = None, None, []
+
+        def theta0(self, fresh):
+            self.saved_theta0 = fresh if self.saved_theta0 is None else self.saved_theta0
+            return self.saved_theta0
+
+        def rewind(self):
+            return self.saved_rewind
+
+        def save_rewind(self, weights):
+            self.saved_rewind = weights
+
+        def load_round(self, index):
+            return self.rounds[index] if index < len(self.rounds) else None
+
+        def save_round(self, rnd):
+            self.rounds.append(rnd)
+
+    def crash(rnd):
+        if rnd.index == 1:
+            raise KeyboardInterrupt("simulated crash")
+
+    store = ListStore()
+    with pytest.raises(KeyboardInterrupt):
+        run_imp(cfg, data, store=store, progress=False, on_round=crash)
+    assert [r.index for r in store.rounds] == [0, 1]
+    seen = []
+    resumed = run_imp(cfg, data, store=store, progress=False, on_round=lambda r: seen.append(r.index))
+    assert seen == [0, 1, 2] and [r.index for r in store.rounds] == [0, 1, 2]
+    assert_same_results(in_memory, resumed)
+
+
+def test_results_print_in_one_short_line(data):
+    result = run_imp(config(rounds=1, controls=("reinit",)), data, progress=False)
+    percent = result.rounds[1].percent_remaining
+    assert repr(result) == "IMPResult(model='lenet_300_100', rounds=2)"
+    assert repr(result.rounds[1]) == f"RoundResult(index=1, percent_remaining={percent:.1f}, arms=['ticket', 'reinit'])"
+    ticket = result.rounds[1].arms["ticket"]
+    assert repr(ticket) == (f"ArmResult(early_stop_iteration={ticket.metrics['early_stop_iteration']}, "
+                            f"test_accuracy_at_early_stop={ticket.metrics['test_accuracy_at_early_stop']})")
+
+
+def test_the_core_imports_nothing_of_the_lab():
+    code = "import sys, minilottery.imp; print(sorted(m for m in sys.modules if m.startswith('minilottery.lab')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
 def test_presets_and_config_round_trip():
-    quick = IMPConfig.from_preset("lenet-quick").validate()
+    quick = from_preset("lenet-quick").validate()
     assert (quick.model, quick.rounds, quick.prune_rate) == ("lenet_300_100", 12, 0.2)
     assert quick.controls == ("reinit", "random_prune")
     assert (quick.train.iterations, quick.train.lr, quick.train.batch_size) == (5000, 1.2e-3, 60)
-    paper = IMPConfig.from_preset("lenet-paper", iterations=100, seed=3).validate()
+    paper = from_preset("lenet-paper", iterations=100, seed=3).validate()
     assert paper.train.iterations == 100 and paper.train.seed == 3 and paper.seed == 3
     assert paper.controls == ("reinit", "random_prune") and paper.rounds == PRESETS["lenet-paper"]["rounds"]
     assert IMPConfig.from_dict(json.loads(json.dumps(paper.to_dict()))) == paper
     assert IMPConfig(controls="reinit, random_prune").controls == ("reinit", "random_prune")
     with pytest.raises(ValueError, match="--preset"):
-        IMPConfig.from_preset("lenet-huge")
+        from_preset("lenet-huge")
 
 
 # -- the command line -------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from minilottery.models import (
     build_model,
     count_parameters,
     layer_kind,
+    layer_output_shapes,
     output_layer,
     summary,
     weight_names,
@@ -74,8 +75,20 @@ def test_output_layer_and_kinds():
         layer_kind(lenet, "0")  # the Flatten
 
 
+def test_layer_output_shapes_follow_figure_2():
+    lenet = build_model("lenet_300_100")
+    assert layer_output_shapes(lenet.layers, MNIST) == [(784,), (300,), (300,), (100,), (100,), (10,)]
+    conv2 = build_model("conv2", CIFAR)
+    shapes = layer_output_shapes(conv2.layers, CIFAR)
+    assert shapes[:6] == [(64, 32, 32), (64, 32, 32), (64, 32, 32), (64, 32, 32), (64, 16, 16), (16384,)]
+    assert shapes[-1] == (10,) and len(shapes) == len(conv2.layers)
+    with pytest.raises(ValueError, match="input_shape"):
+        layer_output_shapes(lenet.layers, (28, 28))
+
+
 def test_same_seed_same_weights_glorot_scale():
-    a, b, c = build_model("lenet_300_100", seed=3), build_model("lenet_300_100", seed=3), build_model("lenet_300_100", seed=4)
+    a, b, c = (build_model("lenet_300_100", seed=3), build_model("lenet_300_100", seed=3),
+               build_model("lenet_300_100", seed=4))
     for name in a.parameters():
         np.testing.assert_array_equal(a.parameters()[name], b.parameters()[name])
     assert not np.array_equal(a.parameters()["1.W"], c.parameters()["1.W"])

@@ -57,7 +57,8 @@ def test_a_run_that_behaves_like_the_paper_agrees_with_every_claim():
 def test_trials_ours_is_measured_on_the_mean_with_min_and_max_from_single_trials():
     rows = rows_by_key([paper_like(0, shift=-0.0025), paper_like(1, shift=0.0005)])
     more = rows["more_accurate"]
-    assert more["ours"] == pytest.approx(0.25) and more["low"] == pytest.approx(0.1) and more["high"] == pytest.approx(0.4)
+    assert (more["ours"] == pytest.approx(0.25) and more["low"] == pytest.approx(0.1)
+            and more["high"] == pytest.approx(0.4))
     assert more["trials"] == 2 and more["direction_trials"] == 2
     assert more["direction"] == "yes" and more["size"] == "no"  # 0.25 is not "more than 0.3"
 

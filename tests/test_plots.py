@@ -122,6 +122,22 @@ def test_plots_handle_ticket_only_and_single_round(fake_run):
     assert plots.plot_first_layer_mask({1: np.ones((8, 1, 3, 3))}) is None
 
 
+def test_reading_a_run_needs_no_matplotlib(fake_run):
+    code = ("import sys\n"
+            "from minilottery.lab import plot_data, tables\n"
+            f"summary = plot_data.load_summary({str(fake_run)!r})\n"
+            "assert tables.arms_in(summary) == ['ticket', 'reinit']\n"
+            "assert 'matplotlib' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dense_value_and_spread_come_from_round_0():
+    summary = {"rounds": [{"round": 1, "arms": {"ticket": {"acc": 0.5}}},
+                          {"round": 0, "arms": {"ticket": {"acc": 0.9}}, "spread": {"ticket": {"acc": {"min": 0.8}}}}]}
+    assert plots.dense_value(summary, "acc") == 0.9 and plots.dense_spread(summary, "acc") == {"min": 0.8}
+    assert plots.dense_value({"rounds": []}, "acc") is None and plots.dense_spread(summary, "loss") is None
+
+
 def test_select_rounds_picks_closest_existing(fake_run):
     summary = plots.load_summary(fake_run)
     # Rounds are at 100, 80.x, 64.x, 51.x, 41.x %: closest to 100, 51.3, 21.1, 7, 3.6 are rounds 0, 3, 4.

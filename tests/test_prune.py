@@ -8,8 +8,17 @@ import pytest
 from minilottery import backend
 from minilottery.models import build_model, weight_names
 from minilottery.prune import (
-    check_nested, default_rates, full_masks, global_magnitude_prune, magnitude_prune, masked_weights,
-    one_shot_rates, prune_count, prune_layer, random_prune, sparsity,
+    check_nested,
+    default_rates,
+    full_masks,
+    global_magnitude_prune,
+    magnitude_prune,
+    masked_weights,
+    one_shot_rates,
+    prune_count,
+    prune_layer,
+    random_prune,
+    sparsity,
 )
 
 

@@ -4,8 +4,8 @@ damaged files named in one line, and report/plot on trials still in progress."""
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from minilottery.lab import runs
-from minilottery.imp import run_imp
 from minilottery.lab.plots import load_summary, plot_run, save_figure
+from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.lab.trials import run_trials
 from tests.test_imp import config, synthetic_data
 from tests.test_trials import synthetic_loader
@@ -32,7 +32,7 @@ def data():
 def finished_run(data, tmp_path_factory):
     """A complete 2-round run with the reinit control, made once and copied by the tests that change it."""
     out = tmp_path_factory.mktemp("run") / "run"
-    run_imp(config(rounds=2, controls=("reinit", "random_prune")), data, out_dir=out, progress=False)
+    run_imp_in_folder(config(rounds=2, controls=("reinit", "random_prune")), data, out, progress=False)
     return out
 
 
@@ -59,7 +59,8 @@ def test_a_symlink_at_the_target_or_a_temporary_name_is_never_written_through(tm
         (folder / f".summary.json.{pid}.tmp").symlink_to(victim)
     runs.atomic_write_json(folder / "summary.json", {"rounds": []})
     assert victim.read_text() == "precious"
-    assert not (folder / "summary.json").is_symlink() and json.loads((folder / "summary.json").read_text()) == {"rounds": []}
+    assert (not (folder / "summary.json").is_symlink()
+            and json.loads((folder / "summary.json").read_text()) == {"rounds": []})
 
 
 def test_figures_are_written_atomically_and_never_through_a_symlink(tmp_path):
@@ -108,7 +109,7 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(data, tmp_path):
     (foreign / "figures" / "mine.png").write_bytes(b"mine")
     before = {p: p.read_bytes() for p in foreign.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="not written by minilottery"):
-        run_imp(config(rounds=1), data, out_dir=foreign, progress=False, overwrite=True)
+        run_imp_in_folder(config(rounds=1), data, foreign, progress=False, overwrite=True)
     assert {p: p.read_bytes() for p in foreign.rglob("*") if p.is_file()} == before
 
 
@@ -120,7 +121,7 @@ def test_overwrite_unlinks_a_symlinked_figures_folder_without_following_it(finis
     shutil.rmtree(run / "figures", ignore_errors=True)  # the fixture drew none
     (run / "figures").symlink_to(elsewhere, target_is_directory=True)
     (run / "notes.txt").write_text("mine")
-    run_imp(config(rounds=1, iterations=16), data, out_dir=run, progress=False, overwrite=True)
+    run_imp_in_folder(config(rounds=1, iterations=16), data, run, progress=False, overwrite=True)
     assert (elsewhere / "keep.png").read_bytes() == b"keep"
     assert not (run / "figures").exists() and (run / "notes.txt").read_text() == "mine"
     assert [r["round"] for r in runs.completed_rounds(run)] == [0, 1]
@@ -132,7 +133,7 @@ def test_imp_refuses_a_trials_folder_and_trials_an_imp_folder(finished_run, data
     run_trials(config(rounds=1), 1, trials_out, synthetic_loader, workers=1, progress=False, log=None)
     summary = (trials_out / "summary.json").read_bytes()
     with pytest.raises(ValueError, match="holds a `minilottery trials` run"):
-        run_imp(config(rounds=1), data, out_dir=trials_out, progress=False, overwrite=True)
+        run_imp_in_folder(config(rounds=1), data, trials_out, progress=False, overwrite=True)
     assert (trials_out / "summary.json").read_bytes() == summary and not (trials_out / "config.json").exists()
 
     run = copy_run(finished_run, tmp_path / "run")
@@ -150,13 +151,14 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(data, tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "ready"
-        with pytest.raises(ValueError, match=rf"already being written by another minilottery process \(pid {holder.pid}\)"):
-            run_imp(config(rounds=1), data, out_dir=out, progress=False)
+        with pytest.raises(ValueError,
+                           match=rf"already being written by another minilottery process \(pid {holder.pid}\)"):
+            run_imp_in_folder(config(rounds=1), data, out, progress=False)
         assert not (out / "config.json").exists()  # refused before touching anything
     finally:
         holder.kill()
         holder.wait()
-    run_imp(config(rounds=1), data, out_dir=out, progress=False)  # the kernel released the dead holder's lock
+    run_imp_in_folder(config(rounds=1), data, out, progress=False)  # the kernel released the dead holder's lock
     assert [r["round"] for r in runs.completed_rounds(out)] == [0, 1]
 
 
@@ -200,12 +202,12 @@ def test_a_damaged_run_file_is_named_and_overwrite_starts_again(kind, finished_r
     damage(run / relative)
     cfg = config(rounds=2, controls=("reinit", "random_prune"))
     with pytest.raises(ValueError) as caught:
-        run_imp(cfg, data, out_dir=run, progress=False)
+        run_imp_in_folder(cfg, data, run, progress=False)
     message = str(caught.value)
     assert "\n" not in message and str(run / relative) in message, message
     if kind != "config.json that is a list":  # a config.json that is not ours is never replaced
         assert "--overwrite" in message
-        again = run_imp(cfg, data, out_dir=run, progress=False, overwrite=True)
+        again = run_imp_in_folder(cfg, data, run, progress=False, overwrite=True)
         assert [r.index for r in again.rounds] == [0, 1, 2]
         assert [r["round"] for r in runs.completed_rounds(run)] == [0, 1, 2]
 
@@ -245,12 +247,12 @@ def test_the_thread_count_is_recorded_and_a_resume_with_another_warns(data, tmp_
 
     out = tmp_path / "run"
     with threadpool_limits(limits=1, user_api="blas"):
-        run_imp(config(rounds=1), data, out_dir=out, progress=False)
+        run_imp_in_folder(config(rounds=1), data, out, progress=False)
     recorded = runs.read_json(out / "config.json")["environment"]
     assert recorded["threads"] == 1 and recorded["blas"]
     with threadpool_limits(limits=1, user_api="blas"):  # the same settings: silent
-        run_imp(config(rounds=2), data, out_dir=out, progress=False, overwrite=True)
+        run_imp_in_folder(config(rounds=2), data, out, progress=False, overwrite=True)
     with threadpool_limits(limits=2, user_api="blas"), pytest.warns(RuntimeWarning, match="--threads 1 to match"):
-        run_imp(config(rounds=2), data, out_dir=out, progress=False)
+        run_imp_in_folder(config(rounds=2), data, out, progress=False)
     record = runs.read_json(out / "config.json")
     assert record["environment"] == recorded and [e["threads"] for e in record["resumed_with"]] == [2]

@@ -10,10 +10,10 @@ import pytest
 import scipy.sparse
 
 from minilottery import backend
-from minilottery.lab.bench import magnitude_masks
+from minilottery.lab.bench_sparse import magnitude_masks
+from minilottery.lab.sparse import SparseModel, dense_parameters, dense_to_csr
 from minilottery.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
 from minilottery.models import build_model
-from minilottery.lab.sparse import SparseModel, dense_parameters, dense_to_csr
 
 
 def _assert_same(model, sparse, x):
@@ -87,9 +87,11 @@ def test_export_is_a_snapshot_and_bad_settings_fail():
     before = sparse.forward(x)
     model.set_parameter("1.W", np.zeros((300, 784), dtype=np.float32))
     np.testing.assert_array_equal(sparse.forward(x), before)
-    with pytest.raises(ValueError, match="block_size"):
+    with pytest.raises(ValueError, match="block_size must be an integer >= 1, got 0; or None"):
         SparseModel.from_model(model, block_size=0)
-    with pytest.raises(ValueError, match="workers"):
+    with pytest.raises(ValueError, match="block_size must be an integer >= 1, got 2.5"):
+        SparseModel.from_model(model, block_size=2.5)
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
         SparseModel.from_model(model, workers=0)
     with pytest.raises(ValueError, match="Sequential"):
         SparseModel.from_model(object())
@@ -108,7 +110,7 @@ def test_cpu_path_never_imports_cupy():
     code = ("import sys, numpy as np\n"
             "from minilottery.models import build_model\n"
             "from minilottery.lab.sparse import SparseModel\n"
-            "import minilottery.lab.bench\n"
+            "import minilottery.lab.bench, minilottery.lab.bench_sparse\n"
             "SparseModel.from_model(build_model('lenet_300_100')).predict(np.zeros((2, 1, 28, 28), np.float32))\n"
             "assert 'cupy' not in sys.modules and 'cupyx' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)

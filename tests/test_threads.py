@@ -18,15 +18,16 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from minilottery.lab import runs, threads
 from minilottery.lab.cli import build_parser, main
-from minilottery.imp import IMPConfig, run_imp
-from minilottery.models import build_model
-from minilottery.train import TrainConfig, train
+from minilottery.lab.presets import config_from_options
+from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.lab.trials import run_trials, trial_config, trial_dir
+from minilottery.models import build_model
+from minilottery.training import TrainConfig, train
 from tests.test_imp import synthetic_data
 from tests.test_trials import SYNTHETIC_CLI, assert_same_files, synthetic_loader
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = IMPConfig.from_options(model="lenet_300_100", rounds=1, iterations=20, eval_every=10, controls=(), seed=3)
+CONFIG = config_from_options(model="lenet_300_100", rounds=1, iterations=20, eval_every=10, controls=(), seed=3)
 
 
 @pytest.fixture(autouse=True)
@@ -61,7 +62,7 @@ def test_every_computing_command_takes_threads(command, capsys):
     assert parser.parse_args(COMMANDS[command]).threads is None  # None: $MINILOTTERY_THREADS, else the default
     with pytest.raises(SystemExit):
         parser.parse_args([*COMMANDS[command], "--threads", "0"])
-    assert "--threads: must be a positive integer" in capsys.readouterr().err
+    assert "--threads: must be an integer >= 1 (BLAS threads per process, e.g. 1), got '0'" in capsys.readouterr().err
 
 
 def test_trials_keeps_blas_threads_as_a_hidden_alias(capsys):
@@ -80,11 +81,11 @@ def test_resolve_order_and_validation(monkeypatch):
     assert threads.resolve(2) == 2  # the option beats the variable
     for bad in ("0", "two", "-1", "1.5"):
         monkeypatch.setenv(threads.ENV, bad)
-        with pytest.raises(ValueError, match=f"^{threads.ENV} must be a positive integer.*got '{bad}'") as info:
+        with pytest.raises(ValueError, match=f"^{threads.ENV} must be an integer >= 1.*got '{bad}'") as info:
             threads.resolve()
         assert "\n" not in str(info.value)
     for bad in (0, -2, True, 1.0):
-        with pytest.raises(ValueError, match="^--threads must be a positive integer"):
+        with pytest.raises(ValueError, match="^--threads must be an integer >= 1, got"):
             threads.resolve(bad)
 
 
@@ -183,7 +184,7 @@ def test_trials_on_a_process_pool_equal_imp_at_the_same_thread_count(n, seeds, t
     data = synthetic_data()
     for seed in seeds:
         with threads.limit(n):
-            run_imp(trial_config(CONFIG, seed), data, out_dir=tmp_path / f"imp_{seed}", progress=False)
+            run_imp_in_folder(trial_config(CONFIG, seed), data, tmp_path / f"imp_{seed}", progress=False)
         assert_same_run(trial_dir(tmp_path / "trials", seed), tmp_path / f"imp_{seed}")
 
 
@@ -196,7 +197,8 @@ def test_imp_and_trials_commands_agree_by_default(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", SYNTHETIC_CLI, *argv], cwd=REPO, env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # both at once: one thread each
              for argv in (["imp", *experiment, "--out", str(tmp_path / "imp")],
-                          ["trials", *experiment, "--trials", "1", "--workers", "2", "--out", str(tmp_path / "trials")])]
+                          ["trials", *experiment, "--trials", "1", "--workers", "2",
+                           "--out", str(tmp_path / "trials")])]
     for proc in procs:
         _, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err

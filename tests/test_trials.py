@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 from minilottery.lab import runs
-from minilottery.imp import IMPConfig
-from minilottery.lab.trials import aggregate, aggregate_csv, run_trials, trial_dir, trials_complete
+from minilottery.lab.presets import config_from_options
+from minilottery.lab.tables import trials_csv
+from minilottery.lab.trials import aggregate, run_trials, trial_dir, trials_complete
 from tests.test_imp import synthetic_data
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = IMPConfig.from_options(model="lenet_300_100", rounds=2, iterations=60, eval_every=20, controls="reinit",
-                                seed=3)
+CONFIG = config_from_options(model="lenet_300_100", rounds=2, iterations=60, eval_every=20, controls="reinit", seed=3)
 
 
 def synthetic_loader():
@@ -44,7 +44,8 @@ def run_small(out, config=CONFIG, trials=2, **kwargs):
 
 
 def trial_files(out, seeds) -> dict[str, object]:
-    """Every trial's summary and arrays, keyed by path relative to its folder ('seed_3/round_001/ticket/final.npz:1.W')."""
+    """Every trial's summary and arrays, keyed by path relative to its folder
+    ('seed_3/round_001/ticket/final.npz:1.W')."""
     found = {}
     for seed in seeds:
         folder = trial_dir(out, seed)
@@ -106,7 +107,7 @@ def test_aggregate_mean_min_max_on_a_hand_made_example():
     assert r1["arms"]["ticket"]["early_stop_iteration"] == pytest.approx(250.0)
     assert r1["arms"]["reinit"]["final_test_accuracy"] == pytest.approx(0.87)
     assert r1["spread"]["reinit"]["early_stop_iteration"] == {"min": 500.0, "max": 700.0}
-    lines = aggregate_csv(agg).splitlines()
+    lines = trials_csv(agg).splitlines()
     header = lines[0].split(",")
     assert header[:3] == ["round", "percent_remaining", "trials"]
     row = dict(zip(header, lines[2].split(",")))
@@ -168,8 +169,8 @@ def test_rerun_skips_finished_trials_and_adds_new_ones(tmp_path):
 def test_another_config_is_refused_before_anything_runs(sequential, tmp_path):
     run_small(tmp_path, trials=1)
     before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
-    other = IMPConfig.from_options(model="lenet_300_100", rounds=2, iterations=80, eval_every=20,
-                                   controls="reinit", seed=3)
+    other = config_from_options(model="lenet_300_100", rounds=2, iterations=80, eval_every=20, controls="reinit",
+                                seed=3)
     with pytest.raises(ValueError, match="differs in: iterations 60 vs 80"):
         run_small(tmp_path, config=other, trials=2)
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
@@ -187,8 +188,9 @@ def test_bad_arguments(tmp_path, kwargs, message):
 # -- kill -9 and resume -----------------------------------------------------------------------------
 
 KILL_CONFIG = dict(model="lenet_300_100", rounds=5, iterations=200, eval_every=50, controls="reinit", seed=0)
-KILL_SCRIPT = ("import sys; from minilottery.imp import IMPConfig; from tests.test_trials import run_small, KILL_CONFIG; "
-               "run_small(sys.argv[1], config=IMPConfig.from_options(**KILL_CONFIG), workers=2)")
+KILL_SCRIPT = ("import sys; from minilottery.lab.presets import config_from_options; "
+               "from tests.test_trials import run_small, KILL_CONFIG; "
+               "run_small(sys.argv[1], config=config_from_options(**KILL_CONFIG), workers=2)")
 
 
 def test_killed_trials_run_resumes_with_the_same_results(tmp_path):
@@ -210,7 +212,7 @@ def test_killed_trials_run_resumes_with_the_same_results(tmp_path):
     assert not alive, "worker processes outlived their killed parent"
     assert not trials_complete(killed)
 
-    config = IMPConfig.from_options(**KILL_CONFIG)
+    config = config_from_options(**KILL_CONFIG)
     run_small(killed, config=config, workers=2)  # the same command again
     run_small(tmp_path / "whole", config=config)  # uninterrupted, one trial after the other
     assert_same_trials(tmp_path / "whole", killed, [0, 1])
@@ -256,8 +258,8 @@ def test_cli_trials_report_plot_and_check_paper(sequential, tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--trials", "0"], "--trials must be a positive integer"),
-    (["--iterations", "0"], "--iterations must be a positive integer"),
+    (["--trials", "0"], "--trials must be an integer >= 1, got 0"),
+    (["--iterations", "0"], "--iterations must be an integer >= 1, got 0"),
     (["--scheduler", "127.0.0.1:1"], "--scheduler 127.0.0.1:1: cannot reach a Dask scheduler"),
 ])
 def test_cli_errors_are_one_line(tmp_path, extra, message):

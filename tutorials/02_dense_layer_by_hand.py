@@ -21,8 +21,8 @@ import numpy as np
 
 from minilottery.backend import to_device, to_numpy
 from minilottery.gradcheck import check_layer, numerical_vjp, rel_error
-from minilottery.layers import Dense
 from minilottery.lab.tutorial import heading, parse_args, save_figure
+from minilottery.layers import Dense
 
 args = parse_args(__doc__, __file__)
 rng = np.random.default_rng(0)
@@ -41,7 +41,8 @@ print("  dL/db[o]   = sum_n dL/dy[n,o]          ->  db = dout.sum(0)   (3,)")
 print("  dL/dx[n,i] = sum_o dL/dy[n,o] W[o,i]   ->  dx = dout @ W      (5, 3) @ (3, 4) = (5, 4)")
 dout = to_device(rng.standard_normal(y.shape), args.device)  # any upstream gradient will do
 dx = layer.backward(dout)
-print("layer.grads holds", {k: tuple(v.shape) for k, v in layer.grads.items()}, "and backward returned dx", tuple(dx.shape))
+print("layer.grads holds", {k: tuple(v.shape) for k, v in layer.grads.items()},
+      "and backward returned dx", tuple(dx.shape))
 
 heading("3. the finite-difference check")
 print("For L = sum(y * dout), dL/dW is exactly what backward(dout) computes. Numerically, nudge one weight")

@@ -21,9 +21,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minilottery.data import load_mnist
-from minilottery.models import build_model, summary
-from minilottery.train import TrainConfig, train
 from minilottery.lab.tutorial import heading, parse_args, save_figure
+from minilottery.models import build_model, summary
+from minilottery.training import TrainConfig, train
 
 args = parse_args(__doc__, __file__)
 

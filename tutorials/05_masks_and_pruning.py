@@ -24,12 +24,12 @@ import numpy as np
 
 from minilottery.backend import to_numpy
 from minilottery.data import load_mnist
+from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.loss import softmax_cross_entropy
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.prune import default_rates, full_masks, magnitude_prune, one_shot_rates, sparsity
-from minilottery.train import TrainConfig, evaluate, train, train_step
-from minilottery.lab.tutorial import heading, parse_args, save_figure
+from minilottery.training import TrainConfig, evaluate, train, train_step
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()

@@ -3,19 +3,24 @@
 Goal: run the lottery ticket experiment itself. Train a dense network from θ0, prune the smallest-magnitude
 20% of each hidden layer's weights (10% of the output layer's), reset the survivors to their values in θ0,
 and train again: round after round the mask shrinks, and the sparse network f(x; m ⊙ θ0) still trains to the
-dense network's accuracy, in fewer iterations (Frankle & Carbin 2019, Section 2 and Figures 3-4). Then check
-the two properties the algorithm rests on: the masks are nested, and the reset restores θ0 exactly.
+dense network's accuracy, in fewer iterations (Frankle & Carbin 2019, Section 2 and Figures 3-4). First write
+the loop out by hand in a dozen lines and check that the library's run_imp does exactly that; then run the
+experiment and check the two properties the algorithm rests on: the masks are nested, and the reset restores
+θ0 exactly.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
     python tutorials/06_iterative_magnitude_pruning.py           # about 6 minutes on a 2-core CPU
-    python tutorials/06_iterative_magnitude_pruning.py --quick   # about 5 s (small subset, 3 rounds)
-The default is 16 trainings of 5,000 iterations (rounds 0-15, down to 3.6% of the weights). The run is
-recorded under figures/06_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and
+    python tutorials/06_iterative_magnitude_pruning.py --quick   # about 7 s (small subset, 3 rounds)
+The default is 16 trainings of 5,000 iterations (rounds 0-15, down to 3.6% of the weights), after the small
+loop of sections 2-3 (4 trainings of 100 iterations, once by hand and once with run_imp). The run is recorded
+under figures/06_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and
 it reads the finished rounds back instead of training them; after changing the settings, delete that folder.
 
-Prints: the per-layer pruning rates, one line per round (weights remaining per layer and in total, as exact
-counts, the early-stop iteration and the test accuracy there), the checks that the masks are nested and that
-each round starts from θ0 ⊙ m, and which input pixels the first layer keeps.
+Prints: the per-layer pruning rates; the loop by hand on a small setting, one line per round, and the check
+that run_imp gives the same masks and accuracies bit for bit; then for the experiment one line per round
+(weights remaining per layer and in total, as exact counts, the early-stop iteration and the test accuracy
+there), the checks that the masks are nested and that each round starts from θ0 ⊙ m, and which input pixels
+the first layer keeps.
 Draws: figures/06_iterative_magnitude_pruning/accuracy_vs_weights.png (test accuracy at early stop vs % weights left).
 Draws: figures/06_iterative_magnitude_pruning/early_stop_vs_weights.png (early-stop iteration vs % weights left).
 Draws: figures/06_iterative_magnitude_pruning/first_layer_mask.png (connections each input pixel keeps in layer 1.W).
@@ -23,13 +28,14 @@ Draws: figures/06_iterative_magnitude_pruning/first_layer_mask.png (connections 
 
 import numpy as np
 
-from minilottery.lab import plots, runs
 from minilottery.data import load_mnist
 from minilottery.imp import IMPConfig, run_imp
-from minilottery.models import build_model
-from minilottery.prune import check_nested, default_rates, prune_count, sparsity
-from minilottery.train import TrainConfig
+from minilottery.lab import plots, runs
+from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.models import build_model
+from minilottery.prune import check_nested, default_rates, magnitude_prune, masked_weights, prune_count, sparsity
+from minilottery.training import TrainConfig, train
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()
@@ -42,6 +48,39 @@ print("2. Train it for j iterations, arriving at θj.")
 print("3. Prune p% of the remaining weights of each layer, those of smallest |w| in θj: a mask m.")
 print("4. Reset the survivors to their values in θ0: the candidate ticket f(x; m ⊙ θ0).")
 print("5. Repeat 2-4 from the ticket: each round prunes p% of what is left (iterative pruning).")
+
+heading("2. the loop, written out (a small setting: 3,000 training images, 100 iterations a training)")
+small_data = data.subset(3000, 500, 1000)
+small = IMPConfig(model="lenet_300_100", rounds=3, prune_rate=0.2, reset="init", controls=(),
+                  train=TrainConfig(iterations=100, eval_every=50, seed=0), seed=0)
+model = build_model(small.model, seed=small.seed)  # step 1: a random network ...
+theta0 = model.state_dict()  # ... and its initial weights θ0, kept for every round
+rates = default_rates(small.model, model, small.prune_rate)  # weight name -> fraction pruned per round
+print("rates per round:", rates, "(the output layer at half the hidden rate, as in the paper)")
+masks = {name: np.ones(theta0[name].shape, dtype=bool) for name in rates}  # round 0: nothing pruned yet
+by_hand = []  # per round: (masks, test accuracy at early stop)
+for index in range(small.rounds + 1):
+    model = build_model(small.model, seed=small.seed)  # the architecture (its fresh weights are replaced next)
+    model.load_state_dict(masked_weights(theta0, masks))  # step 4: survivors back to θ0, pruned weights 0
+    model.set_masks(masks)  # a pruned weight gets no update: it stays 0 through training
+    model.to(args.device)
+    trained = train(model, small_data, small.train, device=args.device, progress=False)  # step 2: θ0 -> θj
+    by_hand.append((masks, trained.test_accuracy_at_early_stop))
+    print(f"round {index}: {sparsity(masks)['percent']:5.1f}% of the weights, test accuracy at early stop "
+          f"{100 * trained.test_accuracy_at_early_stop:.2f}%")
+    masks = magnitude_prune(model.state_dict(), masks, rates)  # step 3: prune p% of the survivors by |θj|
+print("Every training uses the same data order (TrainConfig.seed), so rounds differ only in mask and start.")
+
+heading("3. run_imp is that loop")
+result = run_imp(small, small_data, device=args.device, progress=False)  # the same config, the same seeds
+for (masks, accuracy), rnd in zip(by_hand, result.rounds, strict=True):
+    assert all(np.array_equal(masks[name], rnd.masks[name]) for name in masks), f"round {rnd.index}: masks differ"
+    assert accuracy == rnd.arms["ticket"].metrics["test_accuracy_at_early_stop"], f"round {rnd.index}: accuracy"
+print(f"run_imp gives the same {len(result.rounds)} rounds: the same masks and the same accuracies, bit for bit.")
+print("What it adds: the controls (tutorial 7), rewinding and other pruning schedules (tutorial 8), and, with a")
+print("store, a record of every round from which an interrupted run continues (below).")
+
+heading("4. the experiment: run_imp_in_folder, one line per round")
 config = IMPConfig(
     model="lenet_300_100", rounds=3 if args.quick else 15, prune_rate=0.2, reset="init", controls=(),
     train=TrainConfig(iterations=300 if args.quick else 5000, eval_every=50 if args.quick else 100, seed=0),
@@ -49,18 +88,14 @@ config = IMPConfig(
 )
 print(config)
 rates = default_rates(config.model, build_model(config.model, seed=config.seed), config.prune_rate)
-print("rates per round:", rates, "(the output layer at half the hidden rate, as in the paper)")
 print(f"After n rounds a layer keeps (1 - rate)^n of its weights: {config.rounds} rounds leave "
       f"{100 * (1 - rates['1.W']) ** config.rounds:.1f}% of the hidden weights and "
       f"{100 * (1 - rates['5.W']) ** config.rounds:.1f}% of the output's.")
-print("Every training uses the same data order (TrainConfig.seed), so rounds differ only in mask and start.")
-
-heading("2. running it: run_imp, one line per round")
 run_dir = args.figures / ("run_quick" if args.quick else "run")  # θ0, masks, start and trained weights, metrics
 
 
 def report(rnd):
-    """run_imp calls this as each round finishes: the round's sparsity and how the ticket trained."""
+    """run_imp_in_folder calls this as each round finishes: the round's sparsity and how the ticket trained."""
     s = sparsity(rnd.masks)  # exact counts of kept weights, per layer and in total
     layers = "  ".join(f"{name} {layer['percent']:5.1f}%" for name, layer in s["layers"].items())
     stop, accuracy = (rnd.arms["ticket"].metrics[k] for k in ("early_stop_iteration", "test_accuracy_at_early_stop"))
@@ -70,14 +105,14 @@ def report(rnd):
 
 done = len(runs.completed_rounds(run_dir))
 if done:
-    print(f"{run_dir} already holds {done} finished round(s): run_imp reads them back instead of training them")
+    print(f"{run_dir} already holds {done} finished round(s): they are read back instead of trained again")
     print("again (that is how an interrupted run resumes; a folder made with other settings is refused).")
 with Timer() as t:
-    result = run_imp(config, data, out_dir=run_dir, device=args.device, progress=False, on_round=report)
+    result = run_imp_in_folder(config, data, run_dir, device=args.device, progress=False, on_round=report)
 rounds = result.rounds
 print(f"{len(rounds)} rounds in {t.seconds:.0f} s; the whole record is in {run_dir}")
 
-heading("3. the masks are nested: a pruned weight never comes back")
+heading("5. the masks are nested: a pruned weight never comes back")
 for previous, rnd in zip(rounds, rounds[1:]):
     assert check_nested(rnd.masks, previous.masks), f"round {rnd.index} revived a pruned weight"
     for name, rate in rates.items():  # exactly round(rate × alive) of the alive weights go, per layer
@@ -92,8 +127,8 @@ for name, layer in s["layers"].items():
           f"(1 - {rates[name]})^{last.index} = {100 * (1 - rates[name]) ** last.index:.2f}%)")
 print("The rounding of each round's count makes the kept fraction differ from (1 - rate)^n in the last digits.")
 
-heading("4. the reset restores θ0 on the survivors")
-theta0 = runs.load_npz(run_dir / "theta0.npz")  # run_imp keeps θ0 in the run directory
+heading("6. the reset restores θ0 on the survivors")
+theta0 = runs.load_npz(run_dir / "theta0.npz")  # run_imp_in_folder keeps θ0 in the run folder
 fresh = build_model(config.model, seed=config.seed).state_dict()  # ... and it is the seed's θ0
 assert all(np.array_equal(theta0[name], fresh[name]) for name in fresh)
 for rnd in rounds:
@@ -113,7 +148,7 @@ pruned_stay_zero = all(np.all(r.arms["ticket"].final_weights[n][~r.masks[n]] == 
 print("pruned weights are still exactly 0.0 after every round's training:", pruned_stay_zero)
 assert pruned_stay_zero
 
-heading("5. the winning ticket: accuracy and learning speed as the network shrinks")
+heading("7. the winning ticket: accuracy and learning speed as the network shrinks")
 summary = plots.load_summary(run_dir)  # the run's summary.json: what `minilottery report` prints
 dense = summary["rounds"][0]["arms"]["ticket"]
 print(f"dense network: early stop at iteration {dense['early_stop_iteration']:,}, "
@@ -143,7 +178,7 @@ if not args.quick:
 save_figure(plots.plot_accuracy_vs_weights(summary), args, "accuracy_vs_weights")
 save_figure(plots.plot_early_stop_vs_weights(summary), args, "early_stop_vs_weights")
 
-heading("6. which inputs the first layer keeps")
+heading("8. which inputs the first layer keeps")
 mask = last.masks["1.W"]  # (300, 784): hidden unit x input pixel
 per_pixel = mask.sum(axis=0).reshape(28, 28)  # (784,) -> (28, 28): connections each pixel keeps
 border = np.ones((28, 28), dtype=bool)

@@ -31,12 +31,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minilottery.lab import plots, runs
-from minilottery.lab.commands.report import format_table
 from minilottery.data import load_mnist
-from minilottery.imp import IMPConfig, run_imp
-from minilottery.prune import sparsity
+from minilottery.lab import plots, runs
+from minilottery.lab.presets import from_preset
+from minilottery.lab.run_folder import run_imp_in_folder
+from minilottery.lab.tables import format_table
 from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.prune import sparsity
 
 args = parse_args(__doc__, __file__)
 data = load_mnist()
@@ -45,7 +46,7 @@ if args.quick:
 
 heading("1. three arms per round")
 quick = {"rounds": 3, "iterations": 300, "eval_every": 50} if args.quick else {}
-config = IMPConfig.from_preset("lenet-quick", controls=("reinit", "random_prune"), **quick)
+config = from_preset("lenet-quick", controls=("reinit", "random_prune"), **quick)  # minilottery/lab/presets.py
 print(config)
 print("round 0 trains the dense network; every later round trains:")
 print("  ticket        the IMP mask m, reset to θ0 (tutorial 6)")
@@ -68,7 +69,7 @@ def report(rnd):
 
 
 with Timer() as t:
-    result = run_imp(config, data, out_dir=run_dir, device=args.device, progress=False, on_round=report)
+    result = run_imp_in_folder(config, data, run_dir, device=args.device, progress=False, on_round=report)
 rounds = result.rounds
 print(f"{sum(len(r.arms) for r in rounds)} trainings in {t.seconds:.0f} s")
 

@@ -1,13 +1,14 @@
 """Tutorial 8: beyond the paper: late resetting (rewinding), global pruning, and IMP on a convolutional network.
 
-Goal: use run_imp's options to try three ideas that go past the ICLR paper's LeNet experiment:
+Goal: use IMPConfig's options to try three ideas that go past the ICLR paper's LeNet experiment:
   a. late resetting: reset the survivors to their values θK at iteration K of the dense training instead of θ0
      (Frankle, Dziugaite, Roy & Carbin 2019, "Stabilizing the Lottery Ticket Hypothesis"; it is what makes IMP
      work on deep networks such as VGG-19 and ResNet-18), compared with reset to θ0 at the same sparsity;
   b. global pruning: one magnitude threshold over all layers pooled (the paper's Section 5) instead of the
      same rate in every layer, and how differently it thins each layer;
   c. Conv-2 on MNIST: the same IMP code on the paper's smallest convolutional network. On this CPU a
-     Conv-2 step costs about a quarter of a second (one BLAS thread), so this is a short demonstration (one round, 300 iterations); the real
+     Conv-2 step costs about a quarter of a second (one BLAS thread), so this is a short demonstration
+     (one round, 300 iterations); the real
      experiment (20,000 iterations a training, CIFAR-10) belongs on a GPU (tutorial 9).
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
@@ -32,15 +33,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minilottery.lab import plots, runs
 from minilottery.backend import to_device
 from minilottery.data import load_mnist
-from minilottery.imp import IMPConfig, run_imp
+from minilottery.imp import IMPConfig
+from minilottery.lab import plots, runs
+from minilottery.lab.run_folder import run_imp_in_folder
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.models import PAPER_TRAINING, build_model, layer_kind
 from minilottery.optim import make_optimizer
 from minilottery.prune import sparsity
-from minilottery.train import TrainConfig, train_step
-from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.training import TrainConfig, train_step
 
 args = parse_args(__doc__, __file__)
 full = load_mnist()
@@ -50,9 +52,9 @@ lenet_training = TrainConfig(iterations=300 if args.quick else 2000, eval_every=
 
 
 def imp(name, config, data):
-    """run_imp into run_root/name, without progress bars; finished rounds already there are read back."""
+    """IMP recorded in run_root/name, without progress bars; finished rounds already there are read back."""
     with Timer() as t:
-        result = run_imp(config, data, out_dir=run_root / name, device=args.device, progress=False)
+        result = run_imp_in_folder(config, data, run_root / name, device=args.device, progress=False)
     print(f"  [{name}: {len(result.rounds)} round(s) in {t.seconds:.0f} s]")
     return result
 
@@ -64,7 +66,7 @@ def accuracy(rnd, arm="ticket"):
 heading("a. late resetting: rewind to θK instead of θ0")
 print("Frankle et al. (2019) found that for deep networks trained at standard learning rates, IMP with the reset")
 print("to θ0 finds no winning ticket, while resetting to θK, the weights after K iterations (0.1-7% of training),")
-print("does. run_imp takes reset='rewind:K': round 0 keeps a snapshot at iteration K and every round restarts from")
+print("does. IMPConfig takes reset='rewind:K': round 0 keeps a snapshot at iteration K and every round restarts from")
 print("it. To compare the resets at one sparsity, prune the dense network once (one_shot) to 5% of its weights.")
 resets = ["init", "rewind:15"] if args.quick else ["init", "rewind:20", "rewind:100"]  # K: 1% and 5% of training
 rewinding = {}
@@ -82,7 +84,7 @@ for reset, result in rewinding.items():
     start = rnd.arms["ticket"].init_weights
     if reset == "init":
         expected = {name: theta0[name] * masks[name] for name in masks}
-    else:  # run_imp keeps θK in the run directory as rewind.npz
+    else:  # the run folder keeps θK as rewind.npz
         theta_k = runs.load_npz(run_root / f"reset_{reset.replace(':', '_')}" / "rewind.npz")
         expected = {name: theta_k[name] * rnd.masks[name] for name in rnd.masks}
         assert not np.array_equal(start["1.W"], theta0["1.W"] * rnd.masks["1.W"])  # θK is not θ0
@@ -139,7 +141,7 @@ for index in range(rounds + 1):
     cells = []
     for name in names + ["total"]:
         values = []
-        for mode, result in pruning.items():
+        for result in pruning.values():
             s = sparsity(result.rounds[index].masks)
             values.append(s["percent"] if name == "total" else s["layers"][name]["percent"])
         cells.append(f"{values[0]:7.1f} |{values[1]:6.1f}  ")

@@ -24,10 +24,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minilottery import backend
+from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
-from minilottery.train import train_step
-from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.training import train_step
 
 args = parse_args(__doc__, __file__)
 

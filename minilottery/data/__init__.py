@@ -12,13 +12,17 @@ trusted only after their checksum matches (see ``download.py``). ``minilottery d
 the same from the command line.
 """
 
+from minilottery.data import cifar10, mnist
+from minilottery.data.checksums import DataError
 from minilottery.data.cifar10 import load_cifar10
 from minilottery.data.dataset import Dataset
-from minilottery.data.download import DataError
 from minilottery.data.mnist import MNIST, load_mnist
 from minilottery.data.paths import data_dir
 
-LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}  # dataset name -> loader: the one list of datasets
+# The one list of data sets: name -> loader, and the same names -> the function that downloads its files.
+LOADERS = {"mnist": load_mnist, "cifar10": load_cifar10}
+DOWNLOADERS = {"mnist": mnist.download_files, "cifar10": cifar10.download}
 DATASETS = tuple(LOADERS)
 
-__all__ = ["DATASETS", "LOADERS", "Dataset", "MNIST", "DataError", "data_dir", "load_mnist", "load_cifar10"]
+__all__ = ["DATASETS", "DOWNLOADERS", "LOADERS", "MNIST", "DataError", "Dataset", "data_dir", "load_cifar10",
+           "load_mnist"]

@@ -8,8 +8,8 @@ The archive ``cifar-10-python.tar.gz`` (Krizhevsky, 2009) holds six pickled batc
     b"labels": list of 10000 ints in 0..9
 
 The archive's published MD5 is checked before it is trusted, and its known size caps a download (see
-``download.py``). Unpickling can run arbitrary code, so on top of that the batches are read with an unpickler
-that only builds dicts, lists, bytes and NumPy arrays; anything else is refused.
+``checksums.py`` and ``fetch.py``). Unpickling can run arbitrary code, so on top of that the batches are read
+with an unpickler that only builds dicts, lists, bytes and NumPy arrays; anything else is refused.
 """
 
 from __future__ import annotations
@@ -24,13 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from minilottery.data import download as dl
-from minilottery.data.dataset import Dataset, split_validation, to_unit_float
-from minilottery.data.paths import data_dir as resolve_data_dir
+from minilottery.data.checksums import DataError, DataFile
+from minilottery.data.dataset import VALIDATION_SIZE, Dataset, split_and_scale
+from minilottery.data.fetch import DEADLINE
 
 MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
 ARCHIVE = "cifar-10-python.tar.gz"
 ARCHIVE_MD5 = "c58f30108f718f92721af3b95e74349a"  # as published on the data set's page
-ARCHIVE_SIZE = 170498071  # bytes: caps a download (plus a margin, see download.max_download_size)
+ARCHIVE_SIZE = 170498071  # bytes: caps a download (plus a margin, see fetch.max_download_size)
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 FORCE_HINT = "minilottery data download --dataset cifar10 --force"
@@ -62,18 +63,18 @@ def parse_batch(data: bytes, source: str = "<batch>") -> tuple[np.ndarray, np.nd
     try:
         batch = _ArraysOnlyUnpickler(io.BytesIO(data), encoding="bytes").load()
     except Exception as e:  # noqa: BLE001 -- any unpickling failure means a bad batch, reported in one line
-        raise dl.DataError(f"{source} is not a CIFAR-10 batch ({type(e).__name__}: {e}); {_FIX}") from None
+        raise DataError(f"{source} is not a CIFAR-10 batch ({type(e).__name__}: {e}); {_FIX}") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
-        raise dl.DataError(f"{source} is not a CIFAR-10 batch (expected a dict with b'data' and b'labels'); {_FIX}")
+        raise DataError(f"{source} is not a CIFAR-10 batch (expected a dict with b'data' and b'labels'); {_FIX}")
     images = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"], dtype=np.int64)
     if images.dtype != np.uint8 or images.ndim != 2 or images.shape[1] != 3 * 32 * 32:
-        raise dl.DataError(f"{source}: expected b'data' uint8 of shape (N, 3072), got {images.dtype} "
-                           f"{images.shape}; {_FIX}")
+        raise DataError(f"{source}: expected b'data' uint8 of shape (N, 3072), got {images.dtype} "
+                        f"{images.shape}; {_FIX}")
     if labels.shape != (images.shape[0],):
-        raise dl.DataError(f"{source}: {images.shape[0]} images but {labels.size} labels; {_FIX}")
+        raise DataError(f"{source}: {images.shape[0]} images but {labels.size} labels; {_FIX}")
     if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise dl.DataError(f"{source}: labels must be in 0..9, found {labels.min()}..{labels.max()}; {_FIX}")
+        raise DataError(f"{source}: labels must be in 0..9, found {labels.min()}..{labels.max()}; {_FIX}")
     return images.reshape(-1, 3, 32, 32), labels  # (N, 3072) -> (N, 3, 32, 32): R, G, B planes, row-major
 
 
@@ -94,64 +95,46 @@ def read_archive(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, 
                 if member.isfile() and name in wanted:
                     found[name] = parse_batch(tar.extractfile(member).read(), source=f"{path}:{member.name}")
     except (tarfile.TarError, OSError, EOFError) as e:
-        raise dl.DataError(f"{path} is not a readable tar.gz archive ({e}); {_FIX}") from None
+        raise DataError(f"{path} is not a readable tar.gz archive ({e}); {_FIX}") from None
     missing = sorted(wanted - set(found))
     if missing:
-        raise dl.DataError(f"{path} lacks the batches {', '.join(missing)}; {_FIX}")
+        raise DataError(f"{path} lacks the batches {', '.join(missing)}; {_FIX}")
     train = [found[b] for b in TRAIN_BATCHES]
     x_train = np.concatenate([x for x, _ in train])  # 5 x (10000, 3, 32, 32) -> (50000, 3, 32, 32)
     y_train = np.concatenate([y for _, y in train])
     return x_train, y_train, *found[TEST_BATCH]
 
 
+def archive_file(md5: str = ARCHIVE_MD5) -> DataFile:
+    """The archive as a ``DataFile``: its name, ``MIRRORS``, ``md5`` (of the file as stored) and known size."""
+    return DataFile(ARCHIVE, MIRRORS, md5=md5, size=ARCHIVE_SIZE, fix=FORCE_HINT)
+
+
 def download(data_dir: str | os.PathLike[str] | None = None, *, force: bool = False, progress: bool = True,
-             md5: str = ARCHIVE_MD5, deadline: float = dl.DEADLINE) -> list[Path]:
+             md5: str = ARCHIVE_MD5, deadline: float = DEADLINE) -> list[Path]:
     """Make sure the archive is in ``data_dir``, verified; download it if missing (or again, with ``force``).
 
     Args:
-        deadline: seconds the download may take (all mirrors together); see ``download.fetch``.
+        deadline: seconds the download may take (all mirrors together); see ``fetch.fetch``.
     """
-    folder = resolve_data_dir(data_dir)
-    # what killed downloads left behind goes even when nothing is downloaded now (the archive already there)
-    dl.sweep_stale(folder, [ARCHIVE, dl.SIDECAR_NAME], older_than=deadline)
-    if force:
-        return [dl.fetch(ARCHIVE, MIRRORS, dest_dir=folder, progress=progress, md5=md5, size=ARCHIVE_SIZE,
-                         force=True, deadline=deadline, fix=FORCE_HINT)]
-    return [dl.ensure(ARCHIVE, MIRRORS, dest_dir=folder, md5=md5, size=ARCHIVE_SIZE, progress=progress,
-                      deadline=deadline, fix=FORCE_HINT)]
+    return dl.download_files([archive_file(md5)], data_dir, force=force, progress=progress, deadline=deadline)
 
 
-def load_cifar10(
-    data_dir: str | os.PathLike[str] | None = None,
-    download: bool = True,
-    validation_size: int = 5000,
-    seed: int = 0,
-    *,
-    md5: str = ARCHIVE_MD5,
-    recheck: bool = False,
-) -> Dataset:
+def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool = True,
+                 validation_size: int = VALIDATION_SIZE, seed: int = 0, *, md5: str = ARCHIVE_MD5,
+                 recheck: bool = False) -> Dataset:
     """Load CIFAR-10 as float32 images in [0, 1], with 5,000 training examples held out for validation.
 
     Args:
         data_dir: the folder with ``cifar-10-python.tar.gz``; ``None`` asks ``paths.data_dir()``.
         download: fetch the archive (about 170 MB) if it is missing; ``False`` raises ``DataError`` instead.
-        validation_size: training examples held out as the validation set (5,000, as for MNIST).
-        seed: seed of the permutation that picks them (see ``dataset.split_validation``).
         md5: the archive's expected MD5; defaults to the published one (tests pass their small archive's).
-        recheck: re-hash the archive even if it was verified before (``minilottery data check``).
+        validation_size, seed, recheck: as for ``mnist.load_mnist``.
 
     Returns:
         Dataset with x_train (45000, 3, 32, 32), y_train (45000,), x_val (5000, 3, 32, 32), y_val (5000,),
         x_test (10000, 3, 32, 32), y_test (10000,); images float32 in [0, 1], labels int64 in 0..9.
     """
-    folder = resolve_data_dir(data_dir)
-    path = dl.ensure(ARCHIVE, MIRRORS, dest_dir=folder, md5=md5, size=ARCHIVE_SIZE, download=download,
-                     recheck=recheck, fix=FORCE_HINT)
+    (path,) = dl.load_files([archive_file(md5)], data_dir, download=download, recheck=recheck)
     train_x, train_y, test_x, test_y = read_archive(path)
-    x_train, y_train, x_val, y_val = split_validation(train_x, train_y, validation_size, seed)
-    return Dataset(
-        x_train=to_unit_float(x_train), y_train=y_train,
-        x_val=to_unit_float(x_val), y_val=y_val,
-        x_test=to_unit_float(test_x), y_test=test_y,
-        name="cifar10",
-    )
+    return split_and_scale("cifar10", train_x, train_y, test_x, test_y, validation_size, seed)

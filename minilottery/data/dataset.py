@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+VALIDATION_SIZE = 5000  # training examples held out for validation, as in the paper
+
 
 @dataclass(frozen=True)
 class Dataset:
@@ -42,7 +44,7 @@ class Dataset:
     def num_classes(self) -> int:
         return 10
 
-    def subset(self, n_train: int, n_val: int | None = None, n_test: int | None = None) -> "Dataset":
+    def subset(self, n_train: int, n_val: int | None = None, n_test: int | None = None) -> Dataset:
         """A smaller data set (the first examples of each split), for quick tutorials and tests.
 
         ``None`` keeps a split whole. Raises ``ValueError`` when asking for more examples than a split has.
@@ -94,3 +96,25 @@ def split_validation(
     order = np.random.default_rng(seed).permutation(n)
     val, train = order[:validation_size], order[validation_size:]
     return x[train], y[train], x[val], y[val]
+
+
+def split_and_scale(name: str, train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray,
+                    test_labels: np.ndarray, validation_size: int, seed: int) -> Dataset:
+    """The ``Dataset`` a loader returns: a validation set held out (``split_validation``), images in [0, 1].
+
+    Args:
+        name: the data set's name, e.g. "mnist".
+        train_images: (N, C, H, W) uint8; train_labels: (N,) int64.
+        test_images: (M, C, H, W) uint8; test_labels: (M,) int64.
+        validation_size, seed: as for ``split_validation``.
+
+    Returns:
+        Dataset with x_train (N - V, C, H, W), x_val (V, C, H, W), x_test (M, C, H, W) float32 in [0, 1].
+    """
+    x_train, y_train, x_val, y_val = split_validation(train_images, train_labels, validation_size, seed)
+    return Dataset(
+        x_train=to_unit_float(x_train), y_train=y_train,
+        x_val=to_unit_float(x_val), y_val=y_val,
+        x_test=to_unit_float(test_images), y_test=test_labels,
+        name=name,
+    )

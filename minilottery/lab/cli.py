@@ -20,7 +20,7 @@ from minilottery import __version__
 from minilottery.backend import DeviceError
 from minilottery.data import DataError
 from minilottery.files import TMP_SUFFIX
-from minilottery.train import NonFiniteLossError
+from minilottery.training import NonFiniteLossError
 
 # Order here is the order of ``minilottery --help``.
 COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "data", "bench"]
@@ -33,14 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"minilottery {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"minilottery.lab.commands.{name.replace('-', '_')}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"minilottery.lab.commands.{name.replace('-', '_')}":
-                raise
-            continue  # a command not built yet
-        module.register(subparsers)
+    for name in COMMANDS:  # every command has its module; an error importing one is a bug, shown as a traceback
+        importlib.import_module(f"minilottery.lab.commands.{name.replace('-', '_')}").register(subparsers)
     for command in subparsers.choices.values():  # descriptions come from docstrings: drop reST's ``quotes``
         command.description = (command.description or "").replace("``", "")
     return parser

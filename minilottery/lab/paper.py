@@ -27,10 +27,9 @@ paper's, if one is within 15%; otherwise it is "not reached" by this run.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any
 
 NEAR = 1.15  # a round counts as "at 21.1%" when its percent is within this factor of 21.1
 SIZE_FACTOR = 2.0  # size agrees when ours is within this factor of the paper's number
@@ -204,7 +203,8 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
         One dict per claim: key, text, where, paper, unit, kind, expects (the direction, in words), ours (mean
         over trials, or None), low, high (min and max over trials), bound ("", ">=" or "<="), trials
         (measured), direction_trials (trials pointing the paper's way), direction ("yes", "no", "unknown" or
-        "n/a"), size ("yes", "no", "unknown" or "n/a"), note. ``ours`` is measured on the mean over trials (the paper averages its trials too).
+        "n/a"), size ("yes", "no", "unknown" or "n/a"), note. ``ours`` is measured on the mean over trials
+        (the paper averages its trials too).
 
     Raises:
         ValueError: the run is not LeNet-300-100 on MNIST (the claims are about that experiment).
@@ -277,7 +277,8 @@ def format_check(rows: list[dict[str, Any]], trials: int) -> str:
             spread = f" [{_num(r['low'])}, {_num(r['high'])}]" if trials > 1 else ""
             ours = f"{r['bound']}{_num(r['ours'])}{spread} {r['unit']}".replace("  ", " ")
         paper = f"{'> ' if r['kind'] == 'more than' else ''}{_num(r['paper'])} {r['unit']}"
-        direction = r["direction"] if r["ours"] is None else f"{r['direction']} ({r['direction_trials']}/{r['trials']} trials)"
+        direction = (r["direction"] if r["ours"] is None
+                     else f"{r['direction']} ({r['direction_trials']}/{r['trials']} trials)")
         lines.append(f"{i}. {r['text']} ({r['where']})")
         lines.append(f"   paper {paper}; ours {ours}; direction ({r['expects']}): {direction}; size: {r['size']}")
         if r["note"]:

@@ -15,8 +15,9 @@ A ``minilottery trials`` folder is drawn the same way from its aggregate: each p
 with error bars from the minimum to the maximum (as the paper draws its five trials), the dense network's range
 is a grey band, learning curves are means with the min-max range shaded, and the mask is the first trial's.
 
-Every ``plot_*`` function takes already-loaded data (the summary dict of ``load_summary``, histories, masks) and
-returns a ``matplotlib.figure.Figure``, so a tutorial can call it on its own and show or save the result.
+Every ``plot_*`` function takes already-loaded data (the summary dict of ``load_summary``, histories, masks: read
+by ``minilottery.lab.plot_data``, whose loaders this module re-exports) and returns a ``matplotlib.figure.Figure``,
+so a tutorial can call it on its own and show or save the result.
 Figures are built with ``Figure()`` rather than ``pyplot``: no backend is selected and no global figure list
 grows, so this module is safe to use inside Jupyter as well as in a headless run.
 
@@ -26,8 +27,9 @@ so they still read in grayscale.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -36,12 +38,25 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-from minilottery.lab import runs
 from minilottery.files import atomic_savefig
-from minilottery.lab.runs import ARMS, FIGURES  # the run folder's layout owns these names
-
-# Percent-remaining levels the paper's Figure 3 shows; the run's rounds closest to them are drawn.
-LEARNING_CURVE_TARGETS = (100.0, 51.3, 21.1, 7.0, 3.6)
+from minilottery.lab import runs
+from minilottery.lab.plot_data import (
+    LEARNING_CURVE_TARGETS,
+    arm_series,
+    arm_spread,
+    dense_spread,
+    dense_value,
+    first_layer_name,
+    load_histories,
+    load_masks,
+    load_summary,
+    mask_rounds,
+    percent_by_round,
+    select_rounds,
+    trial_run_dirs,
+)
+from minilottery.lab.runs import FIGURES  # the run folder's layout names the figures
+from minilottery.lab.tables import arms_in  # the tables' arm order
 
 # One colour, line style and marker per arm, so the arms differ in grayscale too.
 ARM_STYLE = {
@@ -53,6 +68,7 @@ ARM_STYLE = {
 COLORS = ("#1f5fa8", "#d0571b", "#2b8a3e", "#7b3294", "#8c6d1f", "#c51b7d", "#404040")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 LINESTYLES = ("-", "--", ":", "-.")
+MARKER_EDGE = {"markeredgecolor": "white", "markeredgewidth": 0.8}  # markers stay apart where lines cross
 
 # Print-readable defaults, applied while a figure is built and while it is saved.
 RC = {
@@ -73,170 +89,7 @@ DPI = 150
 X_LABEL = "weights remaining (%, log scale)"
 
 # ----------------------------------------------------------------------------------------------------------------
-# Loading (the run folder's format belongs to ``minilottery.lab.runs``; a trials folder's to ``minilottery.lab.trials``)
-
-
-def load_summary(run_dir: str | Path) -> dict:
-    """``{"config": {...}, "rounds": [round.json contents, ...]}`` of a run folder, or of a ``trials`` folder
-    the aggregate (mean, min, max) of its finished trials, also while others still run.
-
-    Raises:
-        ValueError: ``run_dir`` holds no run, or a damaged one (one line naming the file).
-    """
-    from minilottery.lab.trials import is_trials_dir, finished_trials_summary
-
-    return finished_trials_summary(run_dir) if is_trials_dir(run_dir) else runs.load_summary(run_dir)
-
-
-def trial_run_dirs(run_dir: str | Path) -> list[Path]:
-    """The run directories behind ``run_dir``: its trials' folders (``minilottery trials``), else itself."""
-    from minilottery.lab.trials import is_trials_dir, trial_dirs
-
-    return list(trial_dirs(run_dir).values()) if is_trials_dir(run_dir) else [Path(run_dir)]
-
-
-def load_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
-    """``{round: {arm: history}}`` from DIR/round_XXX/<arm>/metrics.json (arms without metrics are left out).
-
-    A history is ``{"iteration": [...], "test_accuracy": [...], ...}`` as ``TrainResult.to_dict()`` writes it;
-    accuracies are fractions in [0, 1]. For a trials folder, each history is the mean over the trials that
-    have it, with ``test_accuracy_min`` and ``test_accuracy_max`` beside ``test_accuracy`` (the paper's
-    error bars; the trials share the evaluation iterations, since they share the config).
-    """
-    sources = trial_run_dirs(run_dir)
-    if sources != [Path(run_dir)]:
-        return _mean_histories([_run_histories(path, rounds, arms) for path in sources])
-    return _run_histories(run_dir, rounds, arms)
-
-
-def _mean_histories(per_trial: list[dict[int, dict[str, dict]]]) -> dict[int, dict[str, dict]]:
-    """The mean, min and max test accuracy per evaluation over trials (only evaluations all of them reached)."""
-    merged: dict[int, dict[str, dict]] = {}
-    for number in sorted({n for h in per_trial for n in h}):
-        for arm in sorted({a for h in per_trial for a in h.get(number, {})}):
-            found = [h[number][arm] for h in per_trial if arm in h.get(number, {})]
-            length = min(len(f["iteration"]) for f in found)
-            acc = np.array([f["test_accuracy"][:length] for f in found], dtype=float)  # (trials, evaluations)
-            merged.setdefault(number, {})[arm] = {
-                "iteration": found[0]["iteration"][:length],
-                "test_accuracy": acc.mean(axis=0).tolist(),
-                "test_accuracy_min": acc.min(axis=0).tolist(),
-                "test_accuracy_max": acc.max(axis=0).tolist(),
-            }
-    return merged
-
-
-def _run_histories(run_dir: str | Path, rounds=None, arms=ARMS) -> dict[int, dict[str, dict]]:
-    histories: dict[int, dict[str, dict]] = {}
-    for path in runs.round_dirs(run_dir):
-        number = int(path.name[len("round_"):])
-        if rounds is not None and number not in rounds:
-            continue
-        for arm in arms:
-            metrics = path / arm / "metrics.json"
-            if metrics.is_file():
-                history = runs.read_json(metrics, dict).get("history")
-                if not isinstance(history, dict) or not {"iteration", "test_accuracy"} <= set(history):
-                    raise runs.RunFileError(f"{metrics} has no training history (iteration, test_accuracy); "
-                                            f"{runs.DAMAGED_FIX}")
-                histories.setdefault(number, {})[arm] = history
-    return histories
-
-
-def first_layer_name(summary: dict) -> str | None:
-    """Name of the first prunable layer (the lowest layer index, e.g. "1.W" for LeNet after Flatten)."""
-    names = set()
-    for rnd in summary.get("rounds", []):
-        names.update(rnd.get("layers", {}))
-    if not names:
-        return None
-    # "1.W" -> 1: the Sequential index orders the layers; a non-numeric prefix sorts last.
-    return min(names, key=lambda n: (int(n.split(".")[0]) if n.split(".")[0].isdigit() else math.inf, n))
-
-
-def load_masks(run_dir: str | Path, name: str, rounds=None) -> dict[int, np.ndarray]:
-    """``{round: mask}`` of one parameter (e.g. "1.W") from DIR/round_XXX/masks.npz, as float 0/1 host arrays
-    (for a trials folder: the first trial's)."""
-    masks = {}
-    for path in runs.round_dirs(trial_run_dirs(run_dir)[0]):
-        number = int(path.name[len("round_"):])
-        if rounds is not None and number not in rounds:
-            continue
-        if (path / "masks.npz").is_file():
-            found = runs.load_npz(path / "masks.npz")
-            if name in found:
-                masks[number] = found[name].astype(np.float32)
-    return masks
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Reading the summary
-
-
-def arms_in(summary: dict) -> list[str]:
-    """The arms that ran in at least one round: the known ones in paper order, then any others."""
-    seen = []
-    for rnd in summary.get("rounds", []):
-        for arm in rnd.get("arms", {}):
-            if arm not in seen:
-                seen.append(arm)
-    return [a for a in ARMS if a in seen] + [a for a in seen if a not in ARMS]
-
-
-def arm_series(summary: dict, arm: str, key: str) -> tuple[list[float], list[float]]:
-    """``(percent_remaining, value)`` of ``key`` for every round where ``arm`` ran and has a value."""
-    xs, ys = [], []
-    for rnd in summary.get("rounds", []):
-        value = rnd.get("arms", {}).get(arm, {}).get(key)
-        if value is not None and np.isfinite(value):
-            xs.append(float(rnd["percent_remaining"]))
-            ys.append(float(value))
-    return xs, ys
-
-
-def arm_spread(summary: dict, arm: str, key: str) -> tuple[list[float], list[float]] | None:
-    """``(minimum, maximum)`` over trials of ``key``, aligned with ``arm_series``; None for a single run."""
-    lows, highs = [], []
-    for rnd in summary.get("rounds", []):
-        value = rnd.get("arms", {}).get(arm, {}).get(key)
-        if value is None or not np.isfinite(value):
-            continue
-        spread = rnd.get("spread", {}).get(arm, {}).get(key)
-        if spread is None:
-            return None
-        lows.append(float(spread["min"]))
-        highs.append(float(spread["max"]))
-    return lows, highs
-
-
-def dense_value(summary: dict, key: str) -> float | None:
-    """``key`` of the dense network: the ticket arm of round 0 (100% of weights), or None if it is missing."""
-    for rnd in summary.get("rounds", []):
-        if rnd.get("round") == 0:
-            return rnd.get("arms", {}).get("ticket", {}).get(key)
-    return None
-
-
-def dense_spread(summary: dict, key: str) -> dict | None:
-    """``{"min", "max"}`` of the dense network's ``key`` over trials, or None (a single run, or missing)."""
-    for rnd in summary.get("rounds", []):
-        if rnd.get("round") == 0:
-            return rnd.get("spread", {}).get("ticket", {}).get(key)
-    return None
-
-
-def select_rounds(summary: dict, targets=LEARNING_CURVE_TARGETS) -> list[int]:
-    """Rounds whose percent remaining is closest (in log scale) to each target, without repeats, in order."""
-    rounds = [(r["round"], float(r["percent_remaining"])) for r in summary.get("rounds", [])]
-    rounds = [(number, p) for number, p in rounds if p > 0]  # 0% has no log: a network with no weight left
-    chosen = []
-    for target in targets:
-        if not rounds:
-            break
-        number, _ = min(rounds, key=lambda rp: abs(math.log(rp[1] / target)))
-        if number not in chosen:
-            chosen.append(number)
-    return sorted(chosen)
+# Figures and their axes
 
 
 def _fmt_percent(p: float) -> str:
@@ -258,15 +111,17 @@ def _percent_ticks(percents, max_ticks: int = 8) -> list[float]:
     return ticks
 
 
-# ----------------------------------------------------------------------------------------------------------------
-# Figures
-
-
-def _new_figure(figsize=(7.5, 5.0), ncols=1) -> tuple[Figure, list]:
+@contextlib.contextmanager
+def _drawing(figsize=(7.5, 5.0), ncols=1) -> Iterator[tuple[Figure, list]]:
+    """A new figure and its row of ``ncols`` axes, built and drawn on under the print-readable ``RC``."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=figsize, layout="constrained")
-        axes = fig.subplots(1, ncols, squeeze=False)[0]
-    return fig, list(axes)
+        yield fig, list(fig.subplots(1, ncols, squeeze=False)[0])
+
+
+def _cycled(i: int) -> dict:
+    """The colour and marker of the ``i``-th line that is not an arm (rounds, layers)."""
+    return {"color": COLORS[i % len(COLORS)], "marker": MARKERS[i % len(MARKERS)]}
 
 
 def _style_axes(ax) -> None:
@@ -314,17 +169,14 @@ def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
             spread = ([spread[0][j] for j in drawable], [spread[1][j] for j in drawable])
         if not xs:
             continue
-        style = ARM_STYLE.get(
-            arm,
-            {"label": arm, "color": COLORS[i % len(COLORS)], "linestyle": "-.", "marker": MARKERS[i % len(MARKERS)]},
-        )
+        style = ARM_STYLE.get(arm, {"label": arm, "linestyle": "-.", **_cycled(i)})
         if spread is None:
-            ax.plot(xs, [y * scale for y in ys], markeredgecolor="white", markeredgewidth=0.8, **style)
+            ax.plot(xs, [y * scale for y in ys], **MARKER_EDGE, **style)
         else:  # trials: the mean, with error bars from the minimum to the maximum, as in the paper
             below = [scale * (y - lo) for y, lo in zip(ys, spread[0])]
             above = [scale * (hi - y) for y, hi in zip(ys, spread[1])]
-            ax.errorbar(xs, [y * scale for y in ys], yerr=[below, above], capsize=4, elinewidth=1.3,
-                        markeredgecolor="white", markeredgewidth=0.8, **style)
+            ax.errorbar(xs, [y * scale for y in ys], yerr=[below, above], capsize=4, elinewidth=1.3, **MARKER_EDGE,
+                        **style)
         percents.extend(xs)
     return percents
 
@@ -345,8 +197,7 @@ def plot_early_stop_vs_weights(summary: dict) -> Figure:
 
 def _metric_vs_weights(summary: dict, key: str, scale: float, ylabel: str, title: str) -> Figure:
     """One line per arm of ``key`` (times ``scale``) vs % of weights remaining, the dense value dashed."""
-    fig, (ax,) = _new_figure()
-    with matplotlib.rc_context(RC):
+    with _drawing() as (fig, (ax,)):
         percents = _arm_lines(ax, summary, key, scale)
         dense = dense_value(summary, key)
         if dense is not None:
@@ -369,16 +220,15 @@ def plot_learning_curves(summary: dict, histories: dict[int, dict[str, dict]], r
     (default: those closest to 100, 51.3, 21.1, 7.0 and 3.6% of weights). Winning tickets are solid lines;
     randomly reinitialized networks at the same round are dashed, in the same colour and marker.
     """
-    percent = {r["round"]: float(r["percent_remaining"]) for r in summary.get("rounds", [])}
+    percent = percent_by_round(summary)
     if rounds is None:
         rounds = select_rounds(summary)
     rounds = [r for r in rounds if r in histories and "ticket" in histories[r]]
-    fig, (ax,) = _new_figure(figsize=(8.0, 5.2))
-    with matplotlib.rc_context(RC):
+    with _drawing(figsize=(8.0, 5.2)) as (fig, (ax,)):
         handles, visible = [], []
         dashed_drawn = False
         for i, number in enumerate(rounds):
-            color, marker = COLORS[i % len(COLORS)], MARKERS[i % len(MARKERS)]
+            style = _cycled(i)
             label = f"{_fmt_percent(percent[number])}%" if number in percent else f"round {number}"
             for arm, linestyle in (("ticket", "-"), ("reinit", "--")):
                 history = histories[number].get(arm)
@@ -387,14 +237,13 @@ def plot_learning_curves(summary: dict, histories: dict[int, dict[str, dict]], r
                 it = np.asarray(history["iteration"], dtype=float)
                 acc = 100.0 * np.asarray(history["test_accuracy"], dtype=float)
                 visible.append(acc[it >= 0.2 * it.max()])  # for the y range: skip the first steps
-                ax.plot(it, acc, color=color, linestyle=linestyle, marker=marker, markevery=max(1, len(it) // 8),
-                        markeredgecolor="white", markeredgewidth=0.8)
+                ax.plot(it, acc, linestyle=linestyle, markevery=max(1, len(it) // 8), **MARKER_EDGE, **style)
                 if "test_accuracy_min" in history:  # trials: shade from the minimum to the maximum
                     ax.fill_between(it, 100.0 * np.asarray(history["test_accuracy_min"], dtype=float),
                                     100.0 * np.asarray(history["test_accuracy_max"], dtype=float),
-                                    color=color, alpha=0.15, linewidth=0)
+                                    color=style["color"], alpha=0.15, linewidth=0)
                 dashed_drawn |= arm == "reinit"
-            handles.append(Line2D([], [], color=color, marker=marker, linestyle="-", label=label))
+            handles.append(Line2D([], [], linestyle="-", label=label, **style))
         if dashed_drawn:
             handles.append(Line2D([], [], color="0.3", linestyle="-", label="winning ticket"))
             handles.append(Line2D([], [], color="0.3", linestyle="--", label="random reinit"))
@@ -415,15 +264,6 @@ def plot_learning_curves(summary: dict, histories: dict[int, dict[str, dict]], r
     return fig
 
 
-def mask_rounds(rounds: list[int], max_panels: int = 4) -> list[int]:
-    """Up to ``max_panels`` rounds spread evenly over the pruned rounds, always ending with the last one."""
-    pruned = [r for r in sorted(rounds) if r > 0] or sorted(rounds)
-    if len(pruned) <= max_panels:
-        return pruned
-    picks = np.linspace(0, len(pruned) - 1, max_panels).round().astype(int)
-    return [pruned[i] for i in sorted(set(picks))]
-
-
 def plot_first_layer_mask(masks: dict[int, np.ndarray], summary: dict | None = None, name: str = "") -> Figure | None:
     """How many connections each input pixel keeps in the first layer, as 28x28 images, one panel per round.
 
@@ -434,10 +274,9 @@ def plot_first_layer_mask(masks: dict[int, np.ndarray], summary: dict | None = N
     masks = {r: m for r, m in masks.items() if m.ndim == 2 and m.shape[1] == 28 * 28}
     if not masks:
         return None
-    percent = {r["round"]: float(r["percent_remaining"]) for r in (summary or {}).get("rounds", [])}
+    percent = percent_by_round(summary)
     shown = mask_rounds(list(masks))
-    fig, axes = _new_figure(figsize=(3.6 * len(shown) + 0.6, 4.0), ncols=len(shown))
-    with matplotlib.rc_context(RC):
+    with _drawing(figsize=(3.6 * len(shown) + 0.6, 4.0), ncols=len(shown)) as (fig, axes):
         for ax, number in zip(axes, shown):
             mask = masks[number]
             kept = mask.sum(axis=0).reshape(28, 28)  # (out, 784) -> (784,) -> (28, 28): connections per pixel
@@ -460,8 +299,7 @@ def plot_first_layer_mask(masks: dict[int, np.ndarray], summary: dict | None = N
 def plot_layer_percent_by_round(summary: dict) -> Figure:
     """Percent of weights remaining in each layer vs round, log y; the whole network as a thick gray line."""
     rounds = summary.get("rounds", [])
-    fig, (ax,) = _new_figure()
-    with matplotlib.rc_context(RC):
+    with _drawing() as (fig, (ax,)):
         names = []
         for rnd in rounds:
             names.extend(n for n in rnd.get("layers", {}) if n not in names)
@@ -471,9 +309,7 @@ def plot_layer_percent_by_round(summary: dict) -> Figure:
             ys = [_on_log_axis(info["percent"]) for _, info in points]
             total = points[0][1].get("total")
             label = f"{name} ({total:,} weights)" if total else name
-            ax.plot(xs, ys, color=COLORS[i % len(COLORS)], marker=MARKERS[i % len(MARKERS)],
-                    linestyle=LINESTYLES[i % len(LINESTYLES)], markeredgecolor="white", markeredgewidth=0.8,
-                    label=label)
+            ax.plot(xs, ys, linestyle=LINESTYLES[i % len(LINESTYLES)], label=label, **MARKER_EDGE, **_cycled(i))
         if rounds:
             ax.plot([r["round"] for r in rounds], [_on_log_axis(r["percent_remaining"]) for r in rounds], color="0.45",
                     linewidth=5, alpha=0.6, zorder=0, label="whole network")
@@ -548,3 +384,11 @@ def plot_run(run_dir: str | Path, out_dir: str | Path | None = None) -> list[Pat
             written += save_figure(fig, out_dir, "first_layer_mask")
     written += save_figure(plot_layer_percent_by_round(summary), out_dir, "layer_percent_by_round")
     return written
+
+
+__all__ = [  # the loaders and readers of ``plot_data`` stay importable from here, where they always were
+    "ARM_STYLE", "COLORS", "FIGURES", "LEARNING_CURVE_TARGETS", "MARKERS", "arm_series", "arm_spread", "arms_in",
+    "dense_spread", "dense_value", "first_layer_name", "load_histories", "load_masks", "load_summary", "mask_rounds",
+    "plot_accuracy_vs_weights", "plot_early_stop_vs_weights", "plot_first_layer_mask", "plot_layer_percent_by_round",
+    "plot_learning_curves", "plot_run", "save_figure", "select_rounds", "trial_run_dirs",
+]

@@ -15,29 +15,30 @@ Layout of a run directory DIR (``minilottery imp --out DIR``)::
     DIR/figures/                      plots (``minilottery plot``; FIGURES names them)
     DIR/.minilottery.lock             held by the process writing the run (``locked``): one writer at a time
 
-Every file is written with ``minilottery.files`` (a fresh temporary file in the same folder, then
-``os.replace``): a reader (or a resumed run after ``kill -9``) sees either the old file or the new one,
-never a torn one, and a symlink at a file's name is replaced, never written through.
+``run_folder.py`` writes and resumes a run in this layout; this module owns the layout and reads it back
+(``load_summary``, ``completed_rounds``, ``load_npz``), checking every file it reads. Every file is written
+with ``minilottery.files`` (a fresh temporary file in the same folder, then ``os.replace``): a reader (or a
+resumed run after ``kill -9``) sees either the old file or the new one, never a torn one, and a symlink at a
+file's name is replaced, never written through.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import os
 import shutil
 import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
 from minilottery.files import atomic_savez, atomic_write_json, atomic_write_text, stale_temporaries
+from minilottery.imp import ARM_METRICS
+from minilottery.lab.tables import run_csv
 
-ARMS = ("ticket", "reinit", "random_prune")
-ARM_FIELDS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
 DAMAGED_FIX = "use --overwrite to start the run again, or choose another --out"
 
 
@@ -73,7 +74,8 @@ def _check_arrays(path: Any, arrays: Mapping[str, np.ndarray], expected: Mapping
     missing = sorted(set(expected) - set(arrays))
     extra = sorted(set(arrays) - set(expected))
     if missing or extra:
-        parts = ([f"lacks {', '.join(missing)}"] if missing else []) + ([f"has unknown {', '.join(extra)}"] if extra else [])
+        parts = (([f"lacks {', '.join(missing)}"] if missing else [])
+                 + ([f"has unknown {', '.join(extra)}"] if extra else []))
         raise RunFileError(f"{path} is not this run's file: it {' and '.join(parts)}; {fix}")
     for name, shape in expected.items():
         if tuple(arrays[name].shape) != tuple(shape):
@@ -117,7 +119,7 @@ def check_round_info(info: Any, path: Any, fix: str = DAMAGED_FIX) -> dict[str, 
     for arm, values in info["arms"].items():
         if not isinstance(values, dict):
             raise bad(f"arms.{arm} is {_show(values)}")
-        for field in ARM_FIELDS:
+        for field in ARM_METRICS:
             value = values.get(field)
             if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool)):
                 raise bad(f"arms.{arm}.{field} is {_show(value)}")
@@ -158,26 +160,10 @@ def completed_rounds(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rounds
 
 
-def summary_csv(config: Mapping[str, Any], rounds: list[Mapping[str, Any]]) -> str:
-    """summary.csv's text: one row per round; per arm its three numbers (empty where the arm did not run)."""
-    arms = ["ticket", *config.get("controls", ())]
-    header = ["round", "percent_remaining"] + [f"{arm}_{field}" for arm in arms for field in ARM_FIELDS]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
-    for r in rounds:
-        row = [r["round"], repr(float(r["percent_remaining"]))]
-        for arm in arms:
-            values = r["arms"].get(arm)
-            row += ["" if values is None else values[field] for field in ARM_FIELDS]
-        writer.writerow(row)
-    return out.getvalue()
-
-
 def write_summary(run_dir: str | os.PathLike[str], config: Mapping[str, Any], rounds: list[Mapping[str, Any]]) -> None:
     """Rewrites DIR/summary.json and DIR/summary.csv from the completed rounds."""
     atomic_write_json(Path(run_dir) / "summary.json", {"config": dict(config), "rounds": list(rounds)})
-    atomic_write_text(Path(run_dir) / "summary.csv", summary_csv(config, rounds))
+    atomic_write_text(Path(run_dir) / "summary.csv", run_csv({"config": dict(config), "rounds": list(rounds)}))
 
 
 def load_summary(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -214,6 +200,7 @@ FIGURES = (  # the figures ``minilottery.lab.plots`` draws into DIR/figures, eac
     "layer_percent_by_round",
 )
 LOCK_FILE = ".minilottery.lock"
+TRIALS_FILE = "trials.json"  # marks a ``minilottery trials`` folder (``trials.py``), which an IMP run must not use
 CONFIG_KEYS = ("model", "dataset", "train", "seed", "data")  # what makes a config.json this program's
 
 
@@ -311,7 +298,7 @@ def _show(value: Any) -> str:
 
 
 __all__ = [
-    "ARMS", "RunFileError", "atomic_write_text", "atomic_write_json", "atomic_savez", "load_npz", "read_json",
-    "check_round_info", "check_summary", "round_dir", "round_dirs", "completed_rounds", "summary_csv",
+    "TRIALS_FILE", "RunFileError", "atomic_write_text", "atomic_write_json", "atomic_savez", "load_npz", "read_json",
+    "check_round_info", "check_summary", "round_dir", "round_dirs", "completed_rounds",
     "write_summary", "load_summary", "is_run_record", "remove_run", "remove_folder", "check_real_folder", "locked",
 ]

@@ -19,10 +19,8 @@ kernel is fastest with the sparse matrix on the left and many right-hand columns
 ``Y[i, :]``. So the activations of a run of dense layers are kept *feature-major*, (features, N): the input is
 transposed once before the first sparse layer, each sparse layer maps (in, N) -> (out, N), and the result is
 transposed back at the end (or before a dense layer such as a convolution). The batch is processed in blocks
-of ``block_size`` examples so that one block's (in, block) input stays in the CPU's cache. (Measured with
-SciPy 1.17 on LeNet at 3.6%, 2 cores: on 1000-example blocks ``W_csr @ X`` and ``x @ W_csr.T`` run at the
-same speed, and either is about 2-3x faster per image than one product over all 10,000 images, whose rows
-no longer fit in cache; blocks of 256-1000 are all close, 512 was best.)
+of ``block_size`` examples so that one block's (in, block) input stays in the CPU's cache: one product over
+all 10,000 test images has rows too long for it. ``minilottery bench`` times the block sizes on your machine.
 
 SciPy's CSR product is single-threaded; ``workers > 1`` spreads the blocks over a thread pool (SciPy releases
 the GIL inside the product). On the GPU the CSR matrices are ``cupyx.scipy.sparse.csr_matrix`` (cuSPARSE),
@@ -39,6 +37,7 @@ import numpy as np
 import scipy.sparse
 
 from minilottery.backend import device_of, get_array_module, to_numpy
+from minilottery.checks import check_int
 from minilottery.layers import Dense, Dropout, ReLU, Sequential
 
 DEFAULT_BLOCK_SIZE = 512  # examples per block on the CPU: a (784, 512) float32 input block is 1.6 MB
@@ -97,17 +96,14 @@ class SparseModel:
 
     def __init__(self, steps: list[tuple[str, Any, Any]], device: str, block_size: int | None = DEFAULT_BLOCK_SIZE,
                  workers: int = 1) -> None:
-        if block_size is not None and (isinstance(block_size, bool) or int(block_size) < 1):
-            raise ValueError(f"block_size must be a positive int or None, got {block_size!r}")
-        if isinstance(workers, bool) or int(workers) < 1:
-            raise ValueError(f"workers must be a positive int, got {workers!r}")
         self.steps = steps
         self.device = device
-        self.block_size = None if block_size is None else int(block_size)
-        self.workers = int(workers)
+        self.block_size = None if block_size is None else check_int(
+            "block_size", block_size, hint="or None for the whole input at once")
+        self.workers = check_int("workers", workers)
 
     @classmethod
-    def from_model(cls, model: Sequential, *, block_size: int | None | str = "auto", workers: int = 1) -> "SparseModel":
+    def from_model(cls, model: Sequential, *, block_size: int | None | str = "auto", workers: int = 1) -> SparseModel:
         """Exports ``model`` (a ``Sequential``, masked or not) on its current device.
 
         Args:
@@ -217,7 +213,8 @@ class SparseModel:
         for i, (kind, op, _) in enumerate(self.steps):
             if kind == "sparse_dense":
                 out_f, in_f = op.shape
-                parts.append(f"  ({i}) SparseDense({in_f}, {out_f}, nnz={op.nnz}, {100.0 * op.nnz / (in_f * out_f):.1f}%)")
+                parts.append(f"  ({i}) SparseDense({in_f}, {out_f}, nnz={op.nnz}, "
+                             f"{100.0 * op.nnz / (in_f * out_f):.1f}%)")
             elif kind == "relu":
                 parts.append(f"  ({i}) ReLU()")
             elif kind == "identity":
@@ -233,8 +230,8 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}  # workers -> a pool kept for the lif
 def _thread_pool(workers: int) -> ThreadPoolExecutor:
     """A thread pool of ``workers`` threads, made on first use and then reused by every forward pass.
 
-    Why kept: starting and joining the threads costs ~0.3 ms per pass, ~4% of a 10,000-image pass on 2 cores.
-    Its idle threads cost nothing, and Python joins them at exit.
+    Why kept: a pool started and joined inside every pass would add that fixed cost to each pass, which small
+    inputs feel most; idle threads cost nothing, and Python joins them at exit.
     """
     pool = _POOLS.get(workers)
     if pool is None:
@@ -245,8 +242,8 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
 def _transpose(xp: Any, a: Any) -> Any:
     """A C-contiguous copy of the 2-D ``a`` transposed, (R, C) -> (C, R).
 
-    A plain strided copy. (Measured on LeNet's (512, 784) float32 blocks, 2-core AMD EPYC: as fast as copying
-    in tiles of 128 rows, and 15% faster than tiles of 64; only for blocks of ~1000 rows and more do tiles pay.)
+    A plain strided copy: for blocks of the default size it is as fast as copying in cache-sized tiles, and
+    simpler.
     """
     return xp.ascontiguousarray(a.T)
 

@@ -23,19 +23,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
-import numpy as np
+from minilottery.checks import check_int
 
 ENV = "MINILOTTERY_THREADS"
 DEFAULT = 1  # threads per process; measured in the README (python benchmarks/threads.py)
+_HINT = "BLAS threads per process, e.g. 1"  # what a thread count counts, for the error messages
 
 
 def check(value: Any, option: str = "--threads") -> int:
     """``value`` as a thread count (an integer >= 1); a one-line ValueError naming ``option`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{option} must be a positive integer (BLAS threads per process), got {value!r}")
-    return int(value)
+    return check_int(option, value, hint=_HINT)
 
 
 def resolve(threads: int | None = None) -> int:
@@ -51,8 +51,8 @@ def resolve(threads: int | None = None) -> int:
         return DEFAULT
     try:
         return check(int(text), ENV)
-    except ValueError:
-        raise ValueError(f"{ENV} must be a positive integer (BLAS threads per process), got {text!r}; "
+    except ValueError:  # not an integer, or one below 1
+        raise ValueError(f"{ENV} must be an integer >= 1 (BLAS threads per process), got {text!r}; "
                          f"set it to e.g. 1, or unset it for the default ({DEFAULT})") from None
 
 
@@ -107,13 +107,15 @@ def difference(recorded: dict[str, Any] | None, current: dict[str, Any]) -> str 
                if key in recorded and recorded.get(key) != current.get(key)]
     if not changed:
         return None
-    fix = (f"; continue with --threads {recorded['threads']} to match it" if recorded.get("threads") != current.get("threads")
+    fix = (f"; continue with --threads {recorded['threads']} to match it"
+           if recorded.get("threads") != current.get("threads")
            and isinstance(recorded.get("threads"), int) else "")
     return (f"this run was started with other BLAS settings ({'; '.join(changed)}): the rounds from here on will "
             f"differ from an uninterrupted run's{fix}")
 
 
-def add_argument(parser: argparse.ArgumentParser, help: str | None = None, hidden_aliases: tuple[str, ...] = ()) -> None:
+def add_argument(parser: argparse.ArgumentParser, help: str | None = None,
+                 hidden_aliases: tuple[str, ...] = ()) -> None:
     """Adds ``--threads N`` (default None: ``$MINILOTTERY_THREADS``, else ``DEFAULT``) to ``parser``.
 
     ``hidden_aliases``: old spellings (e.g. ``--blas-threads``), still accepted but not shown in ``--help``.
@@ -126,11 +128,11 @@ def add_argument(parser: argparse.ArgumentParser, help: str | None = None, hidde
 
 
 def _positive_int(text: str) -> int:
-    """argparse ``type`` for ``--threads``: a positive integer, or argparse's one-line usage error."""
+    """argparse ``type`` for ``--threads``: an integer >= 1, or argparse's one-line usage error."""
     try:
         return check(int(text))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer (BLAS threads per process), got {text!r}") from None
+    except ValueError:  # not an integer, or one below 1
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 ({_HINT}), got {text!r}") from None
 
 
 __all__ = ["DEFAULT", "ENV", "add_argument", "apply", "check", "describe", "difference", "limit", "resolve"]

@@ -16,7 +16,7 @@ Where the trials run. Any ``concurrent.futures.Executor`` will do; we do not wri
 
 Wherever it runs, every trial limits its BLAS to ``threads`` threads (``minilottery.lab.threads``; default
 ``$MINILOTTERY_THREADS``, else 1). The thread count changes the order in which products add up, so a trial
-gives bit-identical results to ``run_imp`` (``minilottery imp``) at the same thread count, and to itself run
+gives bit-identical results to ``run_imp_in_folder`` (``minilottery imp``) at the same thread count, and to itself run
 with any number of workers.
 
 Layout of OUT::
@@ -36,25 +36,26 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import dataclasses
-import io
-import csv
 import multiprocessing
 import os
 import threading
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from minilottery.lab import runs
-from minilottery.lab import threads as blas_threads
 from minilottery.backend import get_backend
-from minilottery.imp import TRIALS_FILE, IMPConfig, is_complete, run_imp, run_status
+from minilottery.checks import check_int
+from minilottery.imp import ARM_METRICS, IMPConfig, stop_reason
+from minilottery.lab import runs, tables
+from minilottery.lab import threads as blas_threads
+from minilottery.lab.run_folder import run_imp_in_folder, run_status
+from minilottery.lab.runs import TRIALS_FILE
 
-METRICS = ("early_stop_iteration", "test_accuracy_at_early_stop", "final_test_accuracy")
 POLL_SECONDS = 1.0  # how often the progress bar counts the trials' completed rounds
 
 
@@ -113,8 +114,8 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
     with _trial_lock(out.parent / f".{out.name}.lock"), blas_threads.limit(task.threads), warnings.catch_warnings():
         warnings.showwarning = warn_in_one_line(f"trials ({out.name})")  # a worker's warnings read as the CLI's
         config = IMPConfig.from_dict(task.config)
-        result = run_imp(config, task.loader(), out_dir=out, device=task.device, progress=task.progress,
-                         overwrite=task.overwrite)
+        result = run_imp_in_folder(config, task.loader(), out, overwrite=task.overwrite, device=task.device,
+                                   progress=task.progress)
         return result.summary()
 
 
@@ -196,7 +197,8 @@ def run_trials(
         executor: run the trials there instead (e.g. a Dask client's ``get_executor()``).
         device: "cpu" or "gpu" for every trial.
         threads: BLAS threads per trial, wherever it runs (default: ``minilottery.lab.threads.resolve()``,
-            i.e. $MINILOTTERY_THREADS, else 1). Each trial equals ``run_imp`` under ``threads.limit(threads)``.
+            i.e. $MINILOTTERY_THREADS, else 1). Each trial equals ``run_imp_in_folder`` under
+            ``threads.limit(threads)``.
         overwrite: replace trial folders holding a run of another config.
         progress: a progress bar (rounds done over all trials).
         log: where one line per finished trial goes (None: nowhere).
@@ -205,9 +207,8 @@ def run_trials(
         ValueError: bad arguments, or a trial folder holding a run of another config (before anything runs).
     """
     config = config.validate()
-    for name, value in (("--trials", trials), ("--workers", workers)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_int("--trials", trials, low=1)
+    check_int("--workers", workers, low=1)
     threads_per_trial = blas_threads.resolve(threads)  # resolved here, so every worker uses the same count
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -245,7 +246,7 @@ def run_trials(
             _run_on(pool, tasks, finished, out, config, seeds, progress)
     summary = aggregate([summaries[seed] for seed in seeds])
     runs.atomic_write_json(out / "summary.json", summary)
-    runs.atomic_write_text(out / "summary.csv", aggregate_csv(summary))
+    runs.atomic_write_text(out / "summary.csv", tables.trials_csv(summary))
     return TrialsResult(config, seeds, {seed: summaries[seed] for seed in seeds}, summary, out)
 
 
@@ -315,7 +316,7 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         for arm in first["arms"]:
             entries = [r["arms"][arm] for r in present if arm in r["arms"]]
             arms[arm], spread[arm] = {}, {"n": len(entries)}
-            for key in METRICS:
+            for key in ARM_METRICS:
                 values = [float(e[key]) for e in entries if e.get(key) is not None]
                 arms[arm][key] = float(np.mean(values)) if values else None
                 spread[arm][key] = {"min": min(values), "max": max(values)} if values else None
@@ -323,26 +324,6 @@ def aggregate(summaries: list[dict[str, Any]]) -> dict[str, Any]:
                           if k in first},
                        "arms": arms, "spread": spread})
     return {"config": summaries[0]["config"], "trials": seeds, "rounds": rounds}
-
-
-def aggregate_csv(summary: dict[str, Any]) -> str:
-    """OUT/summary.csv: per round and arm, each metric's mean, min and max (accuracies as fractions)."""
-    arms = list(dict.fromkeys(arm for r in summary["rounds"] for arm in r["arms"]))
-    header = ["round", "percent_remaining", "trials"]
-    header += [f"{arm}_{key}_{stat}" for arm in arms for key in METRICS for stat in ("mean", "min", "max")]
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for r in summary["rounds"]:
-        row = [r["round"], repr(float(r["percent_remaining"])), max(s["n"] for s in r["spread"].values())]
-        for arm in arms:
-            for key in METRICS:
-                mean = r["arms"].get(arm, {}).get(key)
-                spread = (r["spread"].get(arm) or {}).get(key)
-                row += ["" if mean is None else mean, "" if spread is None else spread["min"],
-                        "" if spread is None else spread["max"]]
-        writer.writerow(row)
-    return buffer.getvalue()
 
 
 def trial_dirs(out_dir: str | os.PathLike[str]) -> dict[int, Path]:
@@ -371,7 +352,7 @@ def finished_trials_summary(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
                                 f"{runs.DAMAGED_FIX}")
     config = IMPConfig.from_dict(record["config"])
     finished = [runs.load_summary(trial_dir(out, seed)) for seed in record["seeds"]
-                if is_complete(config, runs.completed_rounds(trial_dir(out, seed)))]
+                if stop_reason(config, runs.completed_rounds(trial_dir(out, seed))) is not None]
     if not finished:
         raise ValueError(f"{out}: none of its {len(record['seeds'])} trials has finished yet; wait for one, or "
                          f"look at a trial in progress with `minilottery report {trial_dir(out, record['seeds'][0])}`")
@@ -382,9 +363,10 @@ def trials_complete(out_dir: str | os.PathLike[str]) -> bool:
     """Whether every trial listed in OUT/trials.json has finished."""
     record = runs.read_json(Path(out_dir) / TRIALS_FILE)
     config = IMPConfig.from_dict(record["config"])
-    return all(is_complete(config, runs.completed_rounds(trial_dir(out_dir, seed))) for seed in record["seeds"])
+    return all(stop_reason(config, runs.completed_rounds(trial_dir(out_dir, seed))) is not None
+               for seed in record["seeds"])
 
 
-__all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "aggregate_csv", "is_trials_dir",
-           "finished_trials_summary", "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir",
-           "trial_dirs", "trial_seeds", "trials_complete"]
+__all__ = ["TRIALS_FILE", "TrialTask", "TrialsResult", "aggregate", "finished_trials_summary", "is_trials_dir",
+           "load_trial_summaries", "process_pool", "run_trial", "run_trials", "trial_config", "trial_dir", "trial_dirs",
+           "trial_seeds", "trials_complete"]

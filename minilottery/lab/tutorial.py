@@ -10,17 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from minilottery import backend
-from minilottery.lab import threads
 from minilottery.backend import DeviceError
-from minilottery.lab.cli import one_line
 from minilottery.data import DataError
 from minilottery.files import atomic_savefig
+from minilottery.lab import threads
+from minilottery.lab.cli import one_line
 
 
-def parse_args(doc: str, script: str, extra: "callable | None" = None) -> argparse.Namespace:
+def parse_args(doc: str, script: str,
+               extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """Parses the common tutorial flags; ``doc`` is the script's docstring (its first line is the title).
 
     Also selects the device (``backend.use``), limits BLAS to ``args.threads`` threads for the rest of the
@@ -29,7 +31,8 @@ def parse_args(doc: str, script: str, extra: "callable | None" = None) -> argpar
     line (see ``end_in_one_line``).
     """
     end_in_one_line(Path(script).name)
-    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0], epilog="See the top of the script for more.")
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
+                                     epilog="See the top of the script for more.")
     parser.add_argument("--quick", action="store_true", help="tiny data and few iterations: finishes in seconds")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the figures")
@@ -87,7 +90,7 @@ def save_figure(fig, args: argparse.Namespace, name: str) -> Path:
 class Timer:
     """``with Timer() as t: ...`` then ``t.seconds``; synchronises the device before reading the clock."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         backend.synchronize()
         self.start = time.perf_counter()
         return self

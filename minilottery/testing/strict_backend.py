@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from minilottery import backend as _backend
-from minilottery.testing.strict_array import _HINT, StrictArray, _call, _Call, _wrap_function
+from minilottery.testing.strict_array import _HINT, StrictArray, _Call, _call, _wrap_function
 
 __all__ = ["StrictArray", "make_strict_backend", "strict_device", "strict_xp"]
 

@@ -20,7 +20,9 @@ import sys
 
 from minilottery import backend
 from minilottery.lab import threads
-from minilottery.lab.bench import TORCH_MISSING, BenchConfig, format_report, run_bench, torch_available
+from minilottery.lab.bench import BenchConfig, format_report, run_bench
+from minilottery.lab.bench_steps import default_peak_size
+from minilottery.lab.bench_torch import TORCH_MISSING, torch_available
 from minilottery.models import MODELS
 
 
@@ -29,7 +31,8 @@ def _csv(kind: type):
         try:
             return tuple(kind(item) for item in text.split(",") if item.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {kind.__name__}, got {text!r}") from None
     return parse
 
 
@@ -39,26 +42,26 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    description=__doc__.split("\n\n")[0])
     defaults = BenchConfig()
     parser.add_argument("--models", type=_csv(str), default=defaults.models, metavar="LIST",
-                        help=f"comma-separated models from {', '.join(MODELS)} (default: lenet_300_100,conv2)")
+                        help=f"comma-separated models from {', '.join(MODELS)} (default: {','.join(defaults.models)})")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
-    parser.add_argument("--repeats", type=int, default=defaults.repeats,
-                        help=f"timed repeats per measurement; the median is reported (default: {defaults.repeats})")
-    parser.add_argument("--warmup", type=int, default=defaults.warmup,
-                        help=f"untimed training steps first (default: {defaults.warmup})")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="training batch (default: 60)")
-    parser.add_argument("--eval-batch-size", type=int, default=defaults.eval_batch_size,
-                        help=f"evaluation batch (default: {BenchConfig.eval_batch_size})")
-    parser.add_argument("--peak-size", type=int, default=None,
-                        help="side of the square matmul that measures the peak (default: 2048 on cpu, 4096 on gpu)")
+    for option, what in (("--repeats", "timed repeats per measurement; the median is reported"),
+                         ("--warmup", "untimed training steps first"), ("--batch-size", "training batch"),
+                         ("--eval-batch-size", "evaluation batch")):
+        default = getattr(defaults, option[2:].replace("-", "_"))  # --batch-size -> BenchConfig.batch_size
+        parser.add_argument(option, type=int, default=default, help=f"{what} (default: {default})")
+    parser.add_argument("--peak-size", type=int, default=defaults.peak_size,
+                        help=f"side of the square matmul that measures the peak (default: {default_peak_size('cpu')} "
+                             f"on cpu, {default_peak_size('gpu')} on gpu)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--sparse", dest="sparse", action="store_true", default=True,
                         help="include dense vs sparse LeNet inference (the default)")
     parser.add_argument("--no-sparse", dest="sparse", action="store_false", help="skip the sparse-inference section")
     parser.add_argument("--sparse-fractions", type=_csv(float), default=defaults.sparse_fractions, metavar="LIST",
-                        help="fractions of the hidden weights kept (default: 1,0.1,0.036,0.01)")
+                        help=f"fractions of the hidden weights kept (default: "
+                             f"{','.join(f'{f:g}' for f in defaults.sparse_fractions)})")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the same step in PyTorch, if it is installed")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and synthetic data")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and synthetic data")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     threads.add_argument(parser, help=f"BLAS threads for the training steps, evaluation and dense inference "
                                       f"(default: ${threads.ENV}, else {threads.DEFAULT})")

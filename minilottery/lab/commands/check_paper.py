@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def load_trials(run_dir: str) -> list[dict]:
     """One summary per trial: the trials of a ``trials`` folder, or the single run of an ``imp`` folder."""
-    from minilottery.lab.plots import load_summary
+    from minilottery.lab.plot_data import load_summary
     from minilottery.lab.trials import is_trials_dir, load_trial_summaries
 
     if is_trials_dir(run_dir):

@@ -14,11 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minilottery.data import cifar10, mnist
-from minilottery.data.download import DEADLINE, DataError
+from minilottery.data import DATASETS, DOWNLOADERS, LOADERS, DataError
+from minilottery.data.fetch import DEADLINE, check_deadline
 from minilottery.data.paths import ENV_VAR, data_dir
-
-DATASETS = ("mnist", "cifar10")
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -40,27 +38,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _seconds(text: str) -> float:
-    """``--deadline``'s type: a positive number of seconds."""
+    """``--deadline``'s type: a positive number of seconds, or argparse's one-line usage error."""
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
+        return check_deadline(float(text))
+    except ValueError:  # not a number, or not a finite one > 0
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
 
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``args.data_action``; returns the exit code."""
     folder = data_dir(args.data_dir)
-    module = mnist if args.dataset == "mnist" else cifar10
     try:
         if args.data_action == "download":
-            for path in module.download(folder, force=args.force, deadline=args.deadline):
+            for path in DOWNLOADERS[args.dataset](folder, force=args.force, deadline=args.deadline):
                 print(f"ok  {path}")
         else:
-            load = mnist.load_mnist if args.dataset == "mnist" else cifar10.load_cifar10
-            data = load(folder, download=False, recheck=True)
+            data = LOADERS[args.dataset](folder, download=False, recheck=True)
             print(f"ok  {args.dataset} in {folder}: train {data.x_train.shape}, val {data.x_val.shape}, "
                   f"test {data.x_test.shape}")
     except DataError as e:

@@ -11,6 +11,7 @@ import argparse
 
 from minilottery.lab import threads
 from minilottery.lab.commands import imp
+from minilottery.lab.commands._options import add_run_options
 
 PRESET = "lenet-quick"
 
@@ -20,10 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=f"runs/{PRESET}", metavar="DIR",
                         help=f"run folder (default: runs/{PRESET})")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_run_options(parser)
     threads.add_argument(parser)
     parser.set_defaults(func=run)
     return parser

@@ -4,10 +4,12 @@
     minilottery imp --preset lenet-paper --device gpu --out runs/lenet     # the paper's LeNet experiment
     minilottery imp --model lenet_300_100 --rounds 5 --iterations 1000 --reset rewind:100 --out runs/rw
 
-Explicit options override the preset's values; without ``--preset`` the network's training settings are the
-paper's (Figure 2) and there are 12 rounds. The run is written to ``--out DIR`` as it goes (see
-``minilottery/lab/runs.py``); running the same command again after an interruption, even ``kill -9``, continues
-after the last completed round. At the end it prints the results table and draws the figures into DIR/figures.
+Explicit options override the preset's values (presets: ``minilottery/lab/presets.py``); without ``--preset``
+the settings are the paper's (Figure 2; ``IMPConfig`` and ``TrainConfig`` hold them) for the network.
+The run is written to
+``--out DIR`` as it goes (``minilottery/lab/run_folder.py``; the layout is in ``minilottery/lab/runs.py``);
+running the same command again after an interruption, even ``kill -9``, continues after the last completed
+round. At the end it prints the results table and draws the figures into DIR/figures.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ import sys
 from typing import Any
 
 from minilottery import backend
+from minilottery.data import LOADERS
+from minilottery.imp import CONTROLS, IMPConfig, RoundResult
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands.report import format_table
-from minilottery.imp import CONTROLS, DATASETS, PRESETS, IMPConfig, RoundResult, run_imp
-from minilottery.models import MODELS, PAPER_TRAINING
-from minilottery.optim import OPTIMIZERS
+from minilottery.lab.commands._options import TRAINING_OPTIONS, add_run_options, add_training_options
+from minilottery.lab.presets import PRESETS, config_from_options
+from minilottery.lab.run_folder import run_imp_in_folder
+from minilottery.lab.tables import format_table
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -38,17 +42,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of one IMP experiment (shared by ``imp`` and ``trials``)."""
+    defaults = IMPConfig()  # the paper's settings
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a preset experiment (explicit options override it)")
-    parser.add_argument("--model", choices=MODELS, default=None, help="network (default: lenet_300_100)")
-    parser.add_argument("--dataset", choices=DATASETS, default=None,
-                        help="data set (default: mnist for lenet_300_100, cifar10 for the conv nets)")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="pruning rounds after the dense round 0 (default: 12; with --target-percent: at most)")
+                        help=f"pruning rounds after the dense round 0 (default: {defaults.rounds}; "
+                             "with --target-percent: at most)")
     parser.add_argument("--target-percent", type=float, default=None, metavar="X",
                         help="stop once at most X%% of the weights remain (with --one-shot: prune straight to X%%)")
     parser.add_argument("--prune-rate", type=float, default=None, metavar="P",
-                        help="fraction of the remaining dense weights pruned per round (default: 0.2; the output "
+                        help=f"fraction of the remaining dense weights pruned per round "
+                             f"(default: {defaults.prune_rate}; the output "
                              "layer at half of it)")
     parser.add_argument("--conv-rate", type=float, default=None, metavar="P",
                         help="fraction of the remaining conv weights pruned per round (default: 0.1, conv6 0.15)")
@@ -64,49 +68,27 @@ def add_experiment_arguments(parser: argparse.ArgumentParser) -> None:
                              "run (rewind:K)")
     parser.add_argument("--controls", default=None, metavar="LIST",
                         help=f"comma-separated control arms from {','.join(CONTROLS)}; 'none' for none")
-    parser.add_argument("--iterations", type=int, default=None, help="training steps per network")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate")
-    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="optimizer (default: adam)")
-    parser.add_argument("--batch-size", type=int, default=None, help="examples per step (default: 60)")
-    parser.add_argument("--eval-every", type=int, default=None,
-                        help="evaluate every N iterations (default: 100)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of θ0, the controls and the data order")
-    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
-    parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
+    add_training_options(parser, seed_help="seed of θ0, the controls and the data order")
+    add_run_options(parser)
     parser.add_argument("--out", required=True, metavar="DIR",
                         help="run folder: created if new, continued if it holds this run")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a run in DIR made with a different config (only the run's own files)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def config_from_args(args: argparse.Namespace) -> IMPConfig:
     """The validated IMPConfig: the preset (or the model's paper settings), then every explicit option."""
     options: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("model", "rounds", "target_percent", "prune_rate", "conv_rate", "output_rate",
-                     "global_pruning", "one_shot", "reset", "iterations", "lr", "optimizer", "batch_size",
-                     "eval_every", "seed")
+        for name in ("rounds", "target_percent", "prune_rate", "conv_rate", "output_rate", "global_pruning",
+                     "one_shot", "reset", *TRAINING_OPTIONS)
     }
     if args.controls is not None:
         if not args.controls.replace(",", "").strip():  # "" could mean none or the default: make the user say
             raise ValueError(f"--controls is empty ({args.controls!r}); give comma-separated arms from "
                              f"{','.join(CONTROLS)}, or 'none' for no control arm")
         options["controls"] = () if args.controls.strip().lower() == "none" else args.controls
-    if args.preset is None:  # the paper's settings for the network (Figure 2), unless given
-        model = options["model"] or "lenet_300_100"
-        paper = PAPER_TRAINING[model]
-        options["model"] = model
-        options["dataset"] = paper["dataset"]
-        for key in ("iterations", "lr"):
-            if options[key] is None:
-                options[key] = paper[key]
-    elif options["model"] is not None and options["model"] != PRESETS[args.preset]["model"]:
-        options["dataset"] = PAPER_TRAINING[options["model"]]["dataset"]
-    if args.dataset is not None:
-        options["dataset"] = args.dataset
-    config = IMPConfig.from_options(preset=args.preset, **options)
+    config = config_from_options(preset=args.preset, **options)
     if args.target_percent is not None and args.rounds is None:  # a target alone: as many rounds as it needs
         config = dataclasses.replace(config, rounds=None)
     return config.validate()
@@ -114,9 +96,7 @@ def config_from_args(args: argparse.Namespace) -> IMPConfig:
 
 def load_data(dataset: str, data_dir: str | None) -> Any:
     """The data set for the run (a function of its own so that tests can substitute a small one)."""
-    from minilottery.data import load_cifar10, load_mnist
-
-    return (load_mnist if dataset == "mnist" else load_cifar10)(data_dir)
+    return LOADERS[dataset](data_dir)
 
 
 def _print_round(rnd: RoundResult) -> None:
@@ -145,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
           f"reset {config.reset}, arms {', '.join(config.arms)}, device {device}, {n_threads} BLAS thread(s); "
           f"writing {args.out}", flush=True)
     with threads.limit(n_threads):
-        result = run_imp(config, data, out_dir=args.out, device=device, progress=not args.no_progress,
-                         on_round=_print_round, overwrite=args.overwrite)
+        result = run_imp_in_folder(config, data, args.out, overwrite=args.overwrite, device=device,
+                                   progress=not args.no_progress, on_round=_print_round)
     print()
     print(format_table(result.summary()))
     from minilottery.lab.plots import plot_run  # matplotlib loads only when figures are drawn

@@ -12,7 +12,8 @@ import argparse
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("plot", help="draw the figures of an IMP run", description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", metavar="DIR", help="run directory written by `minilottery imp`")
-    parser.add_argument("--out", metavar="FIGDIR", default=None, help="where to write the figures (default: DIR/figures)")
+    parser.add_argument("--out", metavar="FIGDIR", default=None,
+                        help="where to write the figures (default: DIR/figures)")
     parser.set_defaults(func=run)
     return parser
 

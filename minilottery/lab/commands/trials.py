@@ -19,14 +19,16 @@ import contextlib
 import functools
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from minilottery import backend
+from minilottery.checks import check_int
 from minilottery.lab import threads
 from minilottery.lab.commands import imp as imp_command
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands.report import format_table
+from minilottery.lab.tables import format_table
 
 DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
                 'pip install "minilottery[dask]"')
@@ -70,10 +72,9 @@ def run(args: argparse.Namespace) -> int:
     from minilottery.lab.trials import run_trials
 
     config = imp_command.config_from_args(args)  # bad options fail before any data is loaded or OUT is touched
-    if args.trials < 1:
-        raise ValueError(f"--trials must be a positive integer, got {args.trials}")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be a positive integer, got {args.workers}")
+    check_int("--trials", args.trials, low=1)
+    if args.workers is not None:
+        check_int("--workers", args.workers, low=1)
     if args.scheduler is not None and not args.scheduler.strip():  # "" would quietly run locally instead
         raise ValueError("--scheduler is empty; give the Dask scheduler's HOST:PORT, or leave --scheduler out "
                          "to run on local processes")

@@ -1,7 +1,7 @@
 """Training: reproducibility, data order, early stopping, non-finite losses, config errors, devices, the CLI,
 and the paper's LeNet-300-100 reaching 96% test accuracy on MNIST within 1,500 iterations.
 
-Most tests train LeNet-300-100 on a small synthetic set (a few ms per run). The MNIST tests use the ``mnist_data``
+Most tests train LeNet-300-100 on a small synthetic set. The MNIST tests use the ``mnist_data``
 fixture: the real files from ``MINILOTTERY_DATA`` (never downloaded), skipped when absent except under CI.
 """
 
@@ -11,19 +11,19 @@ import re
 import numpy as np
 import pytest
 
-import minilottery.train as train_module
+import minilottery.training as train_module
 from minilottery.backend import to_device, to_numpy
-from minilottery.lab.cli import main
 from minilottery.data import Dataset
+from minilottery.lab.cli import main
 from minilottery.loss import softmax_cross_entropy
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
-from minilottery.train import NonFiniteLossError, TrainConfig, evaluate, save_metrics, train, train_step
+from minilottery.training import NonFiniteLossError, TrainConfig, check_data, evaluate, save_metrics, train, train_step
 from tests.conftest import on_device
 
 # These trainings are a few iterations long on purpose, so most end at chance level; the warning that says
 # so is tested in test_errors.py.
-pytestmark = pytest.mark.filterwarnings("ignore::minilottery.train.ChanceLevelWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::minilottery.training.ChanceLevelWarning")
 
 
 def synthetic(n_train=250, n_val=60, n_test=60, seed=0) -> Dataset:
@@ -179,22 +179,26 @@ def test_save_metrics_is_atomic_json(tmp_path):
 def test_non_finite_loss_names_the_first_bad_iteration():
     errors = []
     for eval_every in (1, 7):
-        with pytest.raises(NonFiniteLossError, match=r"training loss became (nan|inf) at iteration \d+; lower --lr") as e:
+        with pytest.raises(NonFiniteLossError,
+                           match=r"training loss became (nan|inf) at iteration \d+; lower --lr") as e:
             run(iterations=30, eval_every=eval_every, optimizer="sgd", lr=1e12)
         errors.append(e.value.iteration)
     assert errors[0] == errors[1] and 1 < errors[0] <= 30  # found precisely, not just at the eval point
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("iterations", 0, "--iterations must be a positive integer, got 0"),
-    ("batch_size", -1, "--batch-size must be a positive integer, got -1"),
-    ("eval_every", 0, "--eval-every must be a positive integer, got 0"),
-    ("iterations", 2.5, "--iterations must be a positive integer, got 2.5"),
+    ("iterations", 0, "--iterations must be an integer >= 1, got 0"),
+    ("batch_size", -1, "--batch-size must be an integer >= 1, got -1"),
+    ("eval_every", 0, "--eval-every must be an integer >= 1, got 0"),
+    ("eval_batch_size", True, "--eval-batch-size must be an integer >= 1, got True"),
+    ("iterations", 2.5, "--iterations must be an integer >= 1, got 2.5"),
+    ("seed", -1, "--seed must be an integer >= 0, got -1"),
     ("optimizer", "rmsprop", "--optimizer must be one of sgd, adam, got 'rmsprop'"),
-    ("lr", 0.0, "--lr must be a positive number, got 0.0"),
-    ("lr", float("nan"), "--lr must be a positive number"),
+    ("lr", 0.0, "--lr must be a real number in (0, inf), got 0.0"),
+    ("lr", float("nan"), "--lr must be a real number in (0, inf), got nan"),
     ("momentum", 0.9, "--momentum and --nesterov apply to --optimizer sgd only"),
-    ("weight_decay", -1e-4, "--weight-decay must be a non-negative number"),
+    ("momentum", 1.0, "--momentum must be a real number in [0, 1), got 1.0"),
+    ("weight_decay", -1e-4, "--weight-decay must be a real number in [0, inf), got -0.0001"),
 ])
 def test_bad_config(field, value, message):
     config = TrainConfig(**{"iterations": 10, field: value})
@@ -217,6 +221,22 @@ def test_bad_labels_batch_and_snapshots():
         train(build_model("lenet_300_100"), data, TrainConfig(5), snapshot_at=(6,), progress=False)
 
 
+def test_check_data_needs_no_model():
+    """What ``imp`` checks before it touches a run folder: empty splits, the batch size, labels below 0."""
+    data = synthetic()
+    check_data(data, 60)
+    no_val = Dataset(data.x_train, data.y_train, data.x_val[:0], data.y_val[:0], data.x_test, data.y_test)
+    with pytest.raises(ValueError, match="the val split is empty: training needs train, validation and test"):
+        check_data(no_val, 60)
+    with pytest.raises(ValueError, match=r"--batch-size 300 is larger than the training set \(250 examples\)"):
+        check_data(data, 300)
+    negative = Dataset(data.x_train, data.y_train - 1, data.x_val, data.y_val, data.x_test, data.y_test)
+    with pytest.raises(ValueError, match="y_train must hold class labels >= 0, got labels from -1"):
+        check_data(negative, 60)
+    with pytest.raises(ValueError, match=r"y_train must hold labels in 0\.\.1 \(the model has 2 outputs\), got"):
+        check_data(data, 60, num_classes=2)
+
+
 # -- devices ------------------------------------------------------------------------------------------
 
 
@@ -226,7 +246,8 @@ def test_train_step_on_device_matches_cpu(device):
     cpu_model = build_model("lenet_300_100")
     dev_model = on_device(cpu_model, device)
     cpu_loss = train_step(cpu_model, make_optimizer("adam", cpu_model, 1e-3), x, y)
-    dev_loss = train_step(dev_model, make_optimizer("adam", dev_model, 1e-3), to_device(x, device), to_device(y, device))
+    dev_loss = train_step(dev_model, make_optimizer("adam", dev_model, 1e-3),
+                          to_device(x, device), to_device(y, device))
     assert float(dev_loss) == pytest.approx(float(cpu_loss), rel=1e-5)
     np.testing.assert_allclose(dev_model.state_dict()["1.W"], cpu_model.state_dict()["1.W"], rtol=1e-5, atol=1e-6)
 
@@ -274,4 +295,4 @@ def test_cli_bad_option_is_one_line(tmp_path, capsys):
     code = main(["train", "--iterations", "0", "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2
-    assert err.strip() == "minilottery train: error: --iterations must be a positive integer, got 0"
+    assert err.strip() == "minilottery train: error: --iterations must be an integer >= 1, got 0"

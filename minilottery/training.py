@@ -18,22 +18,24 @@ Where the time goes, and how this loop keeps it on the device:
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from minilottery.backend import device_of, get_array_module, get_backend, to_device, to_numpy
+from minilottery.checks import check_choice, check_int, check_real, is_integer
+from minilottery.files import atomic_write_json
 from minilottery.layers import Sequential
 from minilottery.loss import softmax_cross_entropy
+from minilottery.models import DEFAULT_MODEL, PAPER_TRAINING
 from minilottery.optim import OPTIMIZERS, make_optimizer
-from minilottery.files import atomic_write_json
 
 
 class NonFiniteLossError(RuntimeError):
@@ -63,7 +65,8 @@ CHANCE_FACTOR = 1.5  # a final validation accuracy <= CHANCE_FACTOR / classes co
 
 @dataclass
 class TrainConfig:
-    """How to train one network. The defaults are the paper's LeNet settings (Figure 2: Adam 1.2e-3, batch 60).
+    """How to train one network. The defaults are the paper's LeNet-300-100 settings (Figure 2: Adam 1.2e-3,
+    batch 60, 50K iterations); ``TrainConfig.paper(model)`` gives another network's.
 
     Attributes:
         iterations: number of minibatch steps (the paper: 50K for LeNet, 20K-30K for Conv-2/4/6).
@@ -77,10 +80,10 @@ class TrainConfig:
         eval_batch_size: examples per forward pass when evaluating (only memory depends on it).
     """
 
-    iterations: int
+    iterations: int = PAPER_TRAINING[DEFAULT_MODEL]["iterations"]
     batch_size: int = 60
     optimizer: str = "adam"
-    lr: float = 1.2e-3
+    lr: float = PAPER_TRAINING[DEFAULT_MODEL]["lr"]
     momentum: float = 0.0
     nesterov: bool = False
     weight_decay: float = 0.0
@@ -88,27 +91,29 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 100
 
-    def validate(self) -> "TrainConfig":
+    @classmethod
+    def paper(cls, model: str, **overrides: Any) -> TrainConfig:
+        """The paper's training of ``model`` (Figure 2: its iterations and learning rate, Adam, batch 60), with
+        ``overrides`` (TrainConfig fields; a value of None keeps the paper's)."""
+        check_choice("--model", model, PAPER_TRAINING)
+        settings = {"iterations": PAPER_TRAINING[model]["iterations"], "lr": PAPER_TRAINING[model]["lr"]}
+        return cls(**{**settings, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def validate(self) -> TrainConfig:
         """Checks every field; raises ValueError naming the command-line option. Returns self."""
         for option, value in (("--iterations", self.iterations), ("--batch-size", self.batch_size),
                               ("--eval-every", self.eval_every), ("--eval-batch-size", self.eval_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{option} must be a positive integer, got {value!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if not _is_real(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"--lr must be a positive number, got {self.lr!r}")
-        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
-            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum!r}")
+            check_int(option, value)
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_real("--lr", self.lr, low=0, low_open=True, hint="e.g. 1.2e-3")
+        check_real("--momentum", self.momentum, low=0, high=1, hint="e.g. 0.9, or 0 for plain SGD")
         if self.optimizer != "sgd" and (self.momentum or self.nesterov):
             raise ValueError(f"--momentum and --nesterov apply to --optimizer sgd only, got --optimizer "
                              f"{self.optimizer} with momentum {self.momentum}, nesterov {self.nesterov}")
         if self.nesterov and self.momentum == 0:
             raise ValueError("--nesterov needs --momentum > 0, got --momentum 0")
-        if not _is_real(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must be a non-negative number, got {self.weight_decay!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise ValueError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        check_real("--weight-decay", self.weight_decay, low=0, hint="e.g. 1e-4, or 0 for none")
+        check_int("--seed", self.seed, low=0)
         return self
 
     def optimizer_kwargs(self) -> dict[str, Any]:
@@ -237,11 +242,9 @@ def train(
     """
     config.validate()
     snapshot_at = _check_snapshots(snapshot_at, config.iterations)
-    num_classes = _check_data(model, data)
+    num_classes = _num_classes(model)
+    check_data(data, config.batch_size, num_classes)
     n_train = len(data.y_train)
-    if config.batch_size > n_train:
-        raise ValueError(f"--batch-size {config.batch_size} is larger than the training set ({n_train} examples); "
-                         f"use a smaller --batch-size")
     device = get_backend(device).name if device is not None else _model_device(model)
     model.to(device).train()
     optimizer = make_optimizer(config.optimizer, model, config.lr, **config.optimizer_kwargs())
@@ -313,11 +316,43 @@ def save_metrics(result: Any, path: str | os.PathLike[str], **extra: Any) -> Pat
     return atomic_write_json(path, content)
 
 
+def check_data(data: Any, batch_size: int, num_classes: int | None = None) -> None:
+    """Checks, on the host and before anything is trained or written, that ``data`` can be trained on.
+
+    Every split (train, validation, test) must be non-empty, with as many labels as images, integer labels in
+    ``0..num_classes - 1`` (only ``>= 0`` when ``num_classes`` is None, e.g. before the model is built), and the
+    training set must hold at least one batch of ``batch_size`` examples. ``train`` calls it with the model's
+    output width; ``imp.run_imp`` calls it before it touches the run folder.
+
+    Args:
+        data: a ``minilottery.data.Dataset`` (x_train (N, ...), y_train (N,), and the same for val and test).
+        batch_size: examples per training step (``--batch-size``).
+        num_classes: K, the number of classes the model tells apart.
+
+    Raises:
+        ValueError: one line naming the split (or ``--batch-size``) and what is wrong with it.
+    """
+    for split in ("train", "val", "test"):
+        x, y = getattr(data, f"x_{split}"), to_numpy(getattr(data, f"y_{split}"))
+        if len(y) == 0:
+            raise ValueError(f"the {split} split is empty: training needs train, validation and test examples")
+        if len(x) != len(y):
+            raise ValueError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"y_{split} must hold integer class labels, got dtype {y.dtype}")
+        low, high = int(y.min()), int(y.max())
+        if num_classes is None and low < 0:
+            raise ValueError(f"y_{split} must hold class labels >= 0, got labels from {low} to {high}")
+        if num_classes is not None and (low < 0 or high >= num_classes):
+            raise ValueError(f"y_{split} must hold labels in 0..{num_classes - 1} (the model has {num_classes} "
+                             f"outputs), got labels from {low} to {high}")
+    n_train = len(data.y_train)
+    if batch_size > n_train:
+        raise ValueError(f"--batch-size {batch_size} is larger than the training set ({n_train} examples); "
+                         f"use a smaller --batch-size")
+
+
 # -- helpers -------------------------------------------------------------------------------------------
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 def _model_device(model: Sequential) -> str:
@@ -328,33 +363,18 @@ def _model_device(model: Sequential) -> str:
 def _check_snapshots(snapshot_at: Iterable[int], iterations: int) -> set[int]:
     wanted = set()
     for it in snapshot_at:
-        if isinstance(it, bool) or not isinstance(it, (int, np.integer)) or not 0 <= it <= iterations:
+        if not is_integer(it) or not 0 <= it <= iterations:
             raise ValueError(f"snapshot iterations must be integers in 0..{iterations} (--iterations), got {it!r}")
         wanted.add(int(it))
     return wanted
 
 
-def _check_data(model: Sequential, data: Any) -> int:
-    """Checks on the host, once, that every split is non-empty with labels in 0..K-1 (K = the output width).
-
-    Returns K, the number of classes."""
+def _num_classes(model: Sequential) -> int:
+    """K, the width of the model's last weighted layer: the number of classes it tells apart."""
     weights = [layer for layer in model.layers if "W" in layer.params]
     if not weights:
         raise ValueError("the model has no weighted layer to train")
-    num_classes = int(weights[-1].params["W"].shape[0])  # Dense W is (out, in): out = number of classes
-    for split in ("train", "val", "test"):
-        x, y = getattr(data, f"x_{split}"), to_numpy(getattr(data, f"y_{split}"))
-        if len(y) == 0:
-            raise ValueError(f"the {split} split is empty: training needs train, validation and test examples")
-        if len(x) != len(y):
-            raise ValueError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"y_{split} must hold integer class labels, got dtype {y.dtype}")
-        low, high = int(y.min()), int(y.max())
-        if low < 0 or high >= num_classes:
-            raise ValueError(f"y_{split} must hold labels in 0..{num_classes - 1} (the model has {num_classes} "
-                             f"outputs), got labels from {low} to {high}")
-    return num_classes
+    return int(weights[-1].params["W"].shape[0])  # Dense W is (out, in): out = number of classes
 
 
 def _warn_if_chance_level(val_accuracy: float, num_classes: int, config: TrainConfig) -> None:

@@ -1,0 +1,50 @@
+"""Options that several commands share, each written once, with its default shown from where it is set.
+
+Every training option defaults to None on the command line, so that an option left out keeps the preset's
+value or, without a preset, the paper's setting for the network (``models.PAPER_TRAINING`` for the iterations,
+learning rate and data set; ``TrainConfig``'s defaults for the rest). The help shows those values.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from minilottery.data import DATASETS
+from minilottery.models import DEFAULT_MODEL, MODELS, PAPER_TRAINING
+from minilottery.optim import OPTIMIZERS
+from minilottery.training import TrainConfig
+
+TRAINING_OPTIONS = ("model", "dataset", "iterations", "lr", "optimizer", "batch_size", "eval_every", "seed")
+
+
+def by_model(key: str) -> str:
+    """``"50000 for lenet_300_100, 20000 for conv2, ..."``: the paper's ``key`` for each network."""
+    return ", ".join(f"{settings[key]} for {model}" for model, settings in PAPER_TRAINING.items())
+
+
+def add_training_options(parser: argparse.ArgumentParser, seed_help: str) -> None:
+    """--model, --dataset, --iterations, --lr, --optimizer, --batch-size, --eval-every, --seed."""
+    defaults = TrainConfig()
+    parser.add_argument("--model", choices=MODELS, default=None, help=f"network (default: {DEFAULT_MODEL})")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help=f"data set (default: the paper's for the network: {by_model('dataset')})")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help=f"training steps per network (default: the paper's: {by_model('iterations')})")
+    parser.add_argument("--lr", type=float, default=None,
+                        help=f"learning rate (default: the paper's: {by_model('lr')})")
+    parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
+                        help=f"optimizer (default: {defaults.optimizer})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"examples per step (default: {defaults.batch_size})")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help=f"evaluate on the validation and test sets every N iterations "
+                             f"(default: {defaults.eval_every})")
+    parser.add_argument("--seed", type=int, default=None, help=f"{seed_help} (default: {defaults.seed})")
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """--device, --data-dir, --no-progress: where a command computes, reads its data, and whether it shows bars."""
+    parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
+    parser.add_argument("--data-dir", default=None, metavar="DIR",
+                        help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -1,0 +1,66 @@
+"""Named experiments (presets), and an ``IMPConfig`` from a preset and flat options, as the command line gives them.
+
+A preset is a plain dict of ``IMPConfig`` and ``TrainConfig`` fields, easy to read and edit; explicit options
+override it::
+
+    from minilottery.lab.presets import config_from_options, from_preset
+    quick = from_preset("lenet-quick")                                  # minilottery imp --preset lenet-quick
+    short = from_preset("lenet-quick", rounds=3, iterations=300)        # ... --rounds 3 --iterations 300
+    mine = config_from_options(model="lenet_300_100", rounds=2, iterations=60, controls="reinit")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from minilottery.checks import check_choice
+from minilottery.imp import CONTROLS, IMPConfig
+from minilottery.models import DEFAULT_MODEL, MODELS, PAPER_TRAINING
+from minilottery.training import TrainConfig
+
+# Each preset names only what differs from the defaults, which are the paper's settings (``IMPConfig`` and
+# ``TrainConfig``: LeNet-300-100 on MNIST, Adam 1.2e-3, batch 60, 50K iterations, 20% of the hidden and 10% of
+# the output weights per round, reset to θ0).
+PRESETS: dict[str, dict[str, Any]] = {
+    # Frankle & Carbin (2019), Figures 2 and 3, with both controls: 20 rounds end at 1.2% of the weights.
+    "lenet-paper": {"model": "lenet_300_100", "rounds": 20, "controls": CONTROLS},
+    # The paper's protocol, shortened for a laptop CPU: 5,000 iterations per training (the dense network's
+    # validation loss bottoms out around 2,000-5,000) and 12 rounds (down to 6.9% of the weights).
+    "lenet-quick": {"model": "lenet_300_100", "rounds": 12, "controls": CONTROLS, "iterations": 5000},
+}
+
+
+def config_from_options(preset: str | None = None, **options: Any) -> IMPConfig:
+    """An IMPConfig from a preset (optional) and flat options: IMPConfig and TrainConfig fields by name.
+
+    Options that are None are ignored, so command-line flags left out keep the preset's value, else the
+    paper's setting for the model (``TrainConfig.paper``: its iterations and learning rate; its data set).
+    ``seed`` sets both the weights' seed and the data order's (``TrainConfig.seed``). Not validated: call
+    ``validate``.
+
+    Raises:
+        ValueError: an unknown preset or option name.
+    """
+    if preset is not None:
+        check_choice("--preset", preset, PRESETS)
+    values = {**(PRESETS[preset] if preset else {}), **{k: v for k, v in options.items() if v is not None}}
+    model = values.setdefault("model", DEFAULT_MODEL)
+    check_choice("--model", model, MODELS)
+    values.setdefault("dataset", PAPER_TRAINING[model]["dataset"])  # the network's data set in the paper
+    imp_names = {f.name for f in dataclasses.fields(IMPConfig)} - {"train"}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - imp_names - train_names)
+    if unknown:
+        raise ValueError(f"unknown IMP option(s) {', '.join(unknown)}; options are "
+                         f"{', '.join(sorted(imp_names | train_names))}")
+    train = TrainConfig.paper(model, **{k: v for k, v in values.items() if k in train_names})
+    return IMPConfig(train=train, **{k: v for k, v in values.items() if k in imp_names})
+
+
+def from_preset(name: str, **overrides: Any) -> IMPConfig:
+    """``PRESETS[name]`` with ``overrides`` (flat, as ``config_from_options`` takes them)."""
+    return config_from_options(preset=name, **overrides)
+
+
+__all__ = ["PRESETS", "config_from_options", "from_preset"]
