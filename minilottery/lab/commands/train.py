@@ -27,9 +27,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("train", help="train one network and record its learning curve",
                                    description=__doc__.split("\n\n")[0])
     add_training_options(parser, seed_help="seed of the initial weights and the data order")
-    parser.add_argument("--momentum", type=float, default=None, help="SGD momentum (default: 0)")
+    defaults = TrainConfig()
+    parser.add_argument("--momentum", type=float, default=None, help=f"SGD momentum (default: {defaults.momentum:g})")
     parser.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD with --momentum > 0)")
-    parser.add_argument("--weight-decay", type=float, default=None, help="L2 weight decay (default: 0)")
+    parser.add_argument("--weight-decay", type=float, default=None,
+                        help=f"L2 weight decay (default: {defaults.weight_decay:g})")
     add_run_options(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json (created if missing)")
     threads.add_argument(parser)
