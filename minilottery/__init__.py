@@ -20,19 +20,33 @@ The lab around it (run folders, trials, the paper check, figures, benchmarks, th
 
 __version__ = "0.1.0"
 
-from minilottery.data import load_cifar10, load_mnist
-from minilottery.gradcheck import check_layer, check_loss, check_model
-from minilottery.imp import IMPConfig, IMPResult, RoundResult, run_imp
-from minilottery.layers import Conv2d, Dense, Flatten, MaxPool2d, ReferenceConv2d, ReLU, Sequential
-from minilottery.loss import softmax_cross_entropy
-from minilottery.models import MODELS, build_model
-from minilottery.optim import make_optimizer
-from minilottery.prune import full_masks, magnitude_prune, random_prune
-from minilottery.training import TrainConfig, TrainResult, train
+# name -> the module that defines it. Loaded on first use (PEP 562), so that ``import minilottery`` stays instant
+# and ``import minilottery.backend`` (or the command line) does not pull in the whole core.
+_API = {
+    "load_cifar10": "data", "load_mnist": "data",
+    "check_layer": "gradcheck", "check_loss": "gradcheck", "check_model": "gradcheck",
+    "IMPConfig": "imp", "IMPResult": "imp", "RoundResult": "imp", "run_imp": "imp",
+    "Conv2d": "layers", "Dense": "layers", "Flatten": "layers", "MaxPool2d": "layers", "ReferenceConv2d": "layers",
+    "ReLU": "layers", "Sequential": "layers",
+    "softmax_cross_entropy": "loss",
+    "MODELS": "models", "build_model": "models",
+    "make_optimizer": "optim",
+    "full_masks": "prune", "magnitude_prune": "prune", "random_prune": "prune",
+    "TrainConfig": "training", "TrainResult": "training", "train": "training",
+}
 
-__all__ = [
-    "Conv2d", "Dense", "Flatten", "IMPConfig", "IMPResult", "MODELS", "MaxPool2d", "ReLU", "ReferenceConv2d",
-    "RoundResult", "Sequential", "TrainConfig", "TrainResult", "__version__", "build_model", "check_layer",
-    "check_loss", "check_model", "full_masks", "load_cifar10", "load_mnist", "magnitude_prune", "make_optimizer",
-    "random_prune", "run_imp", "softmax_cross_entropy", "train",
-]
+__all__ = ["__version__", *sorted(_API)]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'minilottery' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"minilottery.{_API[name]}"), name)
+    globals()[name] = value  # found once, then an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})
