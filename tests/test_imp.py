@@ -15,13 +15,13 @@ import numpy as np
 import pytest
 
 from minilottery.data import Dataset
-from minilottery.imp import IMPConfig, run_imp
+from minilottery.imp import CONTROLS, IMPConfig, run_imp
 from minilottery.lab import runs
 from minilottery.lab.presets import PRESETS, config_from_options, from_preset
 from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.models import build_model
 from minilottery.prune import check_nested, global_magnitude_prune, masked_weights
-from minilottery.training import train
+from minilottery.training import TrainConfig, train
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -402,3 +402,12 @@ def test_cli_on_mnist_kill_9_then_resume(mnist_data, tmp_path):
     assert whole.returncode == 0, stderr
     assert runs.load_summary(tmp_path / "killed") == runs.load_summary(tmp_path / "whole")
     assert runs.read_json(tmp_path / "whole" / "config.json")["data"]["train"] == 55000
+
+
+def test_presets_and_options_derive_from_the_papers_defaults():
+    paper = from_preset("lenet-paper")
+    assert paper.train == TrainConfig() and paper.rounds == 20 and paper.controls == CONTROLS
+    assert dataclasses.replace(from_preset("lenet-quick"), rounds=20, train=TrainConfig()) == paper
+    assert all("lr" not in preset and "optimizer" not in preset for preset in PRESETS.values())
+    conv = config_from_options(model="conv2", rounds=1)  # no preset: the network's own paper settings
+    assert (conv.dataset, conv.train.iterations, conv.train.lr) == ("cifar10", 20_000, 2e-4)

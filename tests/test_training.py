@@ -296,3 +296,15 @@ def test_cli_bad_option_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert err.strip() == "minilottery train: error: --iterations must be an integer >= 1, got 0"
+
+
+def test_training_defaults_are_the_papers_from_one_table():
+    from minilottery.models import DEFAULT_MODEL, PAPER_TRAINING
+
+    lenet = PAPER_TRAINING[DEFAULT_MODEL]
+    assert (TrainConfig().iterations, TrainConfig().lr) == (lenet["iterations"], lenet["lr"]) == (50_000, 1.2e-3)
+    assert TrainConfig.paper(DEFAULT_MODEL) == TrainConfig()
+    conv2 = TrainConfig.paper("conv2", batch_size=30, lr=None)  # None keeps the paper's value
+    assert (conv2.iterations, conv2.lr, conv2.batch_size) == (20_000, 2e-4, 30)
+    with pytest.raises(ValueError, match="--model must be one of"):
+        TrainConfig.paper("lenet")
