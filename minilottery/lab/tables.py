@@ -36,9 +36,6 @@ MISSING = "-"
 GAP = "   "  # between arm groups
 
 
-# -- CSV --------------------------------------------------------------------------------------------
-
-
 def arms_in(summary: dict) -> list[str]:
     """The arms that ran in at least one round: the known ones in paper order, then any others."""
     seen = []
@@ -47,6 +44,9 @@ def arms_in(summary: dict) -> list[str]:
             if arm not in seen:
                 seen.append(arm)
     return [a for a in ARMS if a in seen] + [a for a in seen if a not in ARMS]
+
+
+# -- CSV --------------------------------------------------------------------------------------------
 
 
 def is_trials_summary(summary: Mapping[str, Any]) -> bool:
