@@ -1,4 +1,9 @@
-"""Shared fixtures: seeding, the device under test (cpu, a CuPy-like strict backend, gpu when present)."""
+"""Shared fixtures: seeding, the device under test (cpu, a CuPy-like strict backend, gpu when present).
+
+GPU tests (the ``device`` fixture's gpu case and tests marked ``gpu``) are skipped where CuPy or a CUDA device is
+missing, and fail instead when ``MINILOTTERY_REQUIRE_GPU=1`` is set (on a GPU runner, so a broken CuPy install
+cannot pass as a run of skips).
+"""
 
 from __future__ import annotations
 
@@ -25,13 +30,47 @@ def _gpu_available() -> bool:
     return True
 
 
+_NO_GPU = "CuPy or a CUDA device is not available"
+
+
+def _gpu_required() -> bool:
+    return os.environ.get("MINILOTTERY_REQUIRE_GPU") == "1"
+
+
+def _skip_or_fail_without_gpu() -> None:
+    """Skips the test when there is no GPU, or fails it when ``MINILOTTERY_REQUIRE_GPU=1`` asks for one."""
+    if _gpu_available():
+        return
+    if _gpu_required():
+        pytest.fail(f"MINILOTTERY_REQUIRE_GPU=1 but {_NO_GPU}", pytrace=False)
+    pytest.skip(_NO_GPU)
+
+
+def pytest_collection_modifyitems(items):
+    """Tests marked ``gpu`` are skipped where there is no GPU (unless MINILOTTERY_REQUIRE_GPU=1, see below).
+
+    The ``device`` fixture's gpu case skips itself, so that the skip is reported at the test's own line.
+    """
+    gpu_items = [item for item in items
+                 if item.get_closest_marker("gpu") is not None and "device" not in item.fixturenames]
+    if gpu_items and not _gpu_required() and not _gpu_available():
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=_NO_GPU))
+
+
+def pytest_runtest_setup(item):
+    """With MINILOTTERY_REQUIRE_GPU=1, a test marked ``gpu`` fails before its fixtures run when there is no GPU."""
+    if item.get_closest_marker("gpu") is not None and _gpu_required():
+        _skip_or_fail_without_gpu()
+
+
 @pytest.fixture(params=["cpu", "strict", pytest.param("gpu", marks=pytest.mark.gpu)])
 def device(request):
     """Each test body that takes ``device`` runs on NumPy, on the strict CuPy-like backend, and on CuPy.
 
     The strict backend's arrays refuse implicit conversion to NumPy (as ``cupy.ndarray`` does), so a NumPy
     call that leaked into device code fails here on machines without a GPU. The gpu case is skipped where
-    CuPy or a CUDA device is missing.
+    CuPy or a CUDA device is missing (a failure when ``MINILOTTERY_REQUIRE_GPU=1``).
     """
     if request.param == "strict":
         from minilottery.testing.strict_backend import strict_device
@@ -39,8 +78,7 @@ def device(request):
         with strict_device() as name:
             yield name
     elif request.param == "gpu":
-        if not _gpu_available():
-            pytest.skip("CuPy or a CUDA device is not available")
+        _skip_or_fail_without_gpu()
         yield "gpu"
     else:
         yield "cpu"

@@ -1,5 +1,8 @@
+import os
 import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -76,3 +79,48 @@ def test_round_trip(device):
     back = backend.to_numpy(d)
     assert isinstance(back, np.ndarray) and back.dtype == np.float32
     np.testing.assert_array_equal(back, a)
+
+
+_GPU_TESTS = textwrap.dedent("""
+    import sys
+
+    sys.modules["cupy"] = None  # this interpreter has no CuPy, whatever the machine has
+
+    import pytest
+
+
+    @pytest.mark.gpu
+    def test_marked_gpu():
+        pass
+
+
+    def test_on_each_device(device):
+        pass
+""")
+
+
+def _run_gpu_tests(tmp_path, require_gpu):
+    """Runs _GPU_TESTS with this suite's conftest in a fresh pytest; returns (exit code, output)."""
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "test_gpu_only.py").write_text(_GPU_TESTS)
+    env = {key: value for key, value in os.environ.items() if key != "MINILOTTERY_REQUIRE_GPU"}
+    if require_gpu:
+        env["MINILOTTERY_REQUIRE_GPU"] = "1"
+    command = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "tests.conftest",
+               "-c", str(root / "pyproject.toml"), str(tmp_path / "test_gpu_only.py")]
+    out = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    return out.returncode, out.stdout + out.stderr
+
+
+def test_gpu_tests_skip_without_a_gpu(tmp_path):
+    code, output = _run_gpu_tests(tmp_path, require_gpu=False)
+    assert code == 0, output
+    assert "2 passed, 2 skipped" in output
+
+
+def test_require_gpu_turns_gpu_skips_into_failures(tmp_path):
+    code, output = _run_gpu_tests(tmp_path, require_gpu=True)
+    assert code == 1, output
+    assert "2 passed" in output and "2 error" in output and "skipped" not in output, output
+    reason = "MINILOTTERY_REQUIRE_GPU=1 but CuPy or a CUDA device is not available"
+    assert output.count(reason) >= 2, output

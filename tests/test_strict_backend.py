@@ -1,6 +1,8 @@
 """The strict test device behaves like CuPy where it matters: host NumPy arrays never mix in silently."""
 
+import ast
 import copy
+import inspect
 import pickle
 
 import numpy as np
@@ -9,6 +11,7 @@ import pytest
 from minilottery import backend
 from minilottery.testing import StrictArray, make_strict_backend, strict_device
 from minilottery.testing import strict_xp as xp
+from minilottery.testing.strict_backend import CUPY_NAMES
 
 
 def strict(a):
@@ -278,3 +281,51 @@ def test_make_strict_backend_fields():
     assert b.name == "strict2" and b.xp is xp and b.array_type is StrictArray
     with pytest.raises(TypeError):
         b.scatter_add(np.zeros(3), np.array([0]), 1.0)
+
+
+# --- only CuPy's names ---------------------------------------------------------------------------------------------
+
+def _resolve(module, path):
+    """``module.a.b.c`` for ``path`` "a.b.c"."""
+    for name in path.split("."):
+        module = getattr(module, name)
+    return module
+
+
+def test_cupy_names_are_a_sorted_literal_of_numpy_names():
+    from minilottery.testing import strict_backend
+
+    tree = ast.parse(inspect.getsource(strict_backend))
+    [literal] = [node.value.args[0] for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", None) == "CUPY_NAMES"]
+    written = [element.value for element in literal.elts]
+    assert written == sorted(set(written)), "keep CUPY_NAMES sorted and without repeats"
+    for path in CUPY_NAMES:
+        _resolve(np, path)  # strict_xp serves each name from NumPy, so NumPy must have it
+
+
+def test_cupy_names_are_all_in_cupy():
+    cupy = pytest.importorskip("cupy")
+    missing = []
+    for path in sorted(CUPY_NAMES):
+        try:
+            _resolve(cupy, path)
+        except AttributeError:
+            missing.append(path)
+    assert missing == [], f"CUPY_NAMES lists names that cupy {cupy.__version__} lacks"
+
+
+@pytest.mark.parametrize("name", ["busday_count", "is_busday", "busdaycalendar", "loadtxt", "genfromtxt"])
+def test_numpy_only_names_are_refused(name):
+    assert hasattr(np, name)  # a real NumPy name, which CuPy lacks (CuPy has no datetime or text-file routines)
+    message = f"^{name} is not in CuPy's namespace \\(minilottery.testing allows only what CuPy provides\\)$"
+    with pytest.raises(AttributeError, match=message):
+        getattr(xp, name)
+    assert not hasattr(xp, name) and name not in dir(xp)
+
+
+def test_submodule_names_outside_the_list_are_refused_with_their_path():
+    assert xp.linalg.norm is xp.linalg.norm  # allowed, and wrapped once
+    with pytest.raises(AttributeError, match=r"^linalg\.busday_count is not in CuPy's namespace"):
+        _ = xp.linalg.busday_count
+    assert getattr(xp, "get_default_memory_pool", None) is None  # a probe for a CuPy-only name stays quiet

@@ -7,8 +7,9 @@ gives the CPU the same manners:
 
 * ``StrictArray`` (in ``strict_array``) wraps a host ``np.ndarray`` and refuses every implicit conversion:
   ``np.asarray(a)``, ``np.exp(a)``, ``np_array + a`` and ``np.sum(a)`` all raise.
-* ``strict_xp`` is a module-like namespace with NumPy's API whose functions take and return ``StrictArray``;
-  handing one a raw ``np.ndarray`` raises ``TypeError`` like CuPy's "Unsupported type <class
+* ``strict_xp`` is a module-like namespace with the part of NumPy's API that CuPy also has (``CUPY_NAMES``;
+  any other name raises ``AttributeError``, as ``cupy.busday_count`` would). Its functions take and return
+  ``StrictArray``; handing one a raw ``np.ndarray`` raises ``TypeError`` like CuPy's "Unsupported type <class
   'numpy.ndarray'>". Only ``strict_xp.asarray`` / ``array`` / ``asanyarray`` accept host arrays, and they copy
   (as ``cupy.asarray`` copies host data to the device).
 * ``make_strict_backend`` / ``strict_device`` plug it into ``minilottery.backend`` as a device.
@@ -64,31 +65,61 @@ class _StrictUfunc:
         return f"<strict ufunc {self.__name__!r}>"
 
 
+# The names strict_xp serves: NumPy's names that CuPy also provides (checked against cupy in
+# tests/test_strict_backend.py where CuPy is installed), written as paths below the top-level namespace. Any other
+# name raises AttributeError, so code that calls a NumPy-only function fails here as it would on the GPU. Add a
+# name only after checking that CuPy has it (https://docs.cupy.dev/en/stable/reference/comparison.html).
+CUPY_NAMES = frozenset({
+    "abs", "absolute", "add", "all", "allclose", "amax", "amin", "any", "arange", "argmax", "argmin", "argsort",
+    "argwhere", "around", "array", "array_equal", "asanyarray", "asarray", "ascontiguousarray", "asfortranarray",
+    "atleast_1d", "atleast_2d", "atleast_3d", "average", "bincount", "bool_", "broadcast_arrays", "broadcast_to",
+    "can_cast", "ceil", "clip", "complex128", "complex64", "concatenate", "copy", "copyto", "cos", "count_nonzero",
+    "cumprod", "cumsum", "diag", "diagonal", "diff", "divide", "dot", "dtype", "e", "einsum", "empty", "empty_like",
+    "equal", "exp", "expand_dims", "expm1", "eye", "finfo", "flatnonzero", "flip", "float16", "float32", "float64",
+    "floating", "floor", "floor_divide", "full", "full_like", "generic", "greater", "greater_equal", "hstack",
+    "iinfo", "inexact", "inf", "int16", "int32", "int64", "int8", "int_", "integer", "intp", "isclose", "isfinite",
+    "isinf", "isnan", "isscalar", "issubdtype", "less", "less_equal", "lib", "lib.stride_tricks",
+    "lib.stride_tricks.as_strided", "lib.stride_tricks.sliding_window_view", "linalg", "linalg.cholesky",
+    "linalg.det", "linalg.eigh", "linalg.eigvalsh", "linalg.inv", "linalg.lstsq", "linalg.matrix_power",
+    "linalg.matrix_rank", "linalg.norm", "linalg.pinv", "linalg.qr", "linalg.slogdet", "linalg.solve", "linalg.svd",
+    "linspace", "log", "log10", "log1p", "log2", "logaddexp", "logical_and", "logical_not", "logical_or", "matmul",
+    "max", "maximum", "mean", "min", "minimum", "mod", "moveaxis", "multiply", "nan", "ndarray", "negative",
+    "newaxis", "nonzero", "not_equal", "number", "ones", "ones_like", "outer", "pad", "pi", "power", "prod", "random",
+    "random.Generator", "random.RandomState", "random.choice", "random.default_rng", "random.normal",
+    "random.permutation", "random.rand", "random.randint", "random.randn", "random.random", "random.seed",
+    "random.shuffle", "random.standard_normal", "random.uniform", "ravel", "reciprocal", "remainder", "repeat",
+    "reshape", "result_type", "roll", "searchsorted", "sign", "signedinteger", "sin", "sort", "split", "sqrt",
+    "square", "squeeze", "stack", "std", "subtract", "sum", "swapaxes", "take", "take_along_axis", "tanh",
+    "tensordot", "tile", "trace", "transpose", "tril", "triu", "true_divide", "uint16", "uint32", "uint64", "uint8",
+    "unique", "unsignedinteger", "var", "vstack", "where", "zeros", "zeros_like",
+})
+
 # Host data may enter the device only through these (CuPy's asarray/array copy host arrays to the device).
 _HOST_ENTRY_POINTS = frozenset({"asarray", "array", "asanyarray"})
 
 
 class _StrictNamespace(types.ModuleType):
-    """NumPy's API (or a NumPy submodule's) with the strict rules; attributes are wrapped on first use.
+    """NumPy's API (or a NumPy submodule's) with the strict rules, limited to ``CUPY_NAMES``; wrapped on first use.
 
-    Types and constants pass through (``float32``, ``newaxis``, ``pi``, ``errstate``), except that ``ndarray``
-    is ``StrictArray``; submodules (``random``, ``linalg``, ``lib.stride_tricks``, ...) are wrapped too.
+    ``path`` is this namespace's place below the top level ("" for ``strict_xp``, "linalg." for
+    ``strict_xp.linalg``), so that ``strict_xp.linalg.norm`` is allowed by the entry "linalg.norm". Types and
+    constants pass through (``float32``, ``newaxis``, ``pi``, ``finfo``), except that ``ndarray`` is
+    ``StrictArray``; submodules (``random``, ``linalg``, ``lib.stride_tricks``) are wrapped too.
     """
 
-    def __init__(self, name: str, numpy_module: types.ModuleType, top_level: bool = False) -> None:
+    def __init__(self, name: str, numpy_module: types.ModuleType, path: str = "") -> None:
         super().__init__(name, f"NumPy's {numpy_module.__name__} namespace for StrictArray (see strict_backend)")
         self._numpy_module = numpy_module
-        self._top_level = top_level
+        self._path = path
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        try:
-            value = getattr(self._numpy_module, name)
-        except AttributeError:
-            raise AttributeError(f"{self.__name__} has no attribute {name!r} "
-                                 f"({self._numpy_module.__name__} has none either)") from None
-        wrapped = self._wrap_attribute(name, value)
+        path = self._path + name
+        if path not in CUPY_NAMES:
+            raise AttributeError(f"{path} is not in CuPy's namespace "
+                                 "(minilottery.testing allows only what CuPy provides)")
+        wrapped = self._wrap_attribute(name, getattr(self._numpy_module, name))
         setattr(self, name, wrapped)  # cached: the next lookup does not reach __getattr__
         return wrapped
 
@@ -97,20 +128,20 @@ class _StrictNamespace(types.ModuleType):
         if value is np.ndarray:
             return StrictArray
         if isinstance(value, types.ModuleType):
-            if value.__name__.startswith("numpy"):
-                return _StrictNamespace(where, value)
-            return value
+            return _StrictNamespace(where, value, path=f"{self._path}{name}.")
         if isinstance(value, np.ufunc):
             return _StrictUfunc(value, where)
         if isinstance(value, type) or not callable(value):
-            return value  # dtypes, constants, classes such as errstate and finfo
-        return _wrap_function(value, where, allow_host=self._top_level and name in _HOST_ENTRY_POINTS)
+            return value  # dtypes, constants, classes such as finfo
+        allow_host = self._path == "" and name in _HOST_ENTRY_POINTS
+        return _wrap_function(value, where, allow_host=allow_host)
 
     def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | set(dir(self._numpy_module)))
+        allowed = {path[len(self._path):].split(".")[0] for path in CUPY_NAMES if path.startswith(self._path)}
+        return sorted(set(super().__dir__()) | allowed)
 
 
-strict_xp = _StrictNamespace("strict_xp", np, top_level=True)
+strict_xp = _StrictNamespace("strict_xp", np)
 
 
 def _from_numpy(a: Any) -> StrictArray:
