@@ -7,7 +7,9 @@ w.r.t. ``a`` is exactly what ``backward(dout)`` must return. Central differences
 1e-9, and a wrong one (a missing transpose, a dropped term) is off by order 1.
 
 The error is reported per array as ``|analytic - numeric| / max(floor, |analytic| + |numeric|)`` with Euclidean
-norms: a floor in the denominator keeps an all-zero gradient (a fully pruned weight) from dividing by zero.
+norms (``rel_error``): a floor in the denominator keeps an all-zero gradient (a fully pruned weight) from dividing
+by zero. A norm can hide one wrong element among many right ones, so ``max_rel_error`` (cs231n's ``rel_error``)
+takes the same ratio element by element and reports the largest; pass ``error=max_rel_error`` to the checks below.
 
 Inputs must stay away from kinks, where the function is not differentiable: ReLU at 0, and max-pooling
 windows with ties. Random Gaussian inputs hit neither with probability 1; ``away_from_zero`` makes sure.
@@ -34,6 +36,13 @@ def rel_error(analytic: Any, numeric: Any, floor: float = DEFAULT_FLOOR) -> floa
     diff = float(xp.linalg.norm((analytic - numeric).ravel()))
     scale = float(xp.linalg.norm(analytic.ravel())) + float(xp.linalg.norm(numeric.ravel()))
     return diff / max(floor, scale)
+
+
+def max_rel_error(analytic: Any, numeric: Any, floor: float = DEFAULT_FLOOR) -> float:
+    """Largest per-element relative error: max over i of |a_i - n_i| / max(floor, |a_i| + |n_i|)."""
+    xp = get_array_module(analytic, numeric)
+    ratio = xp.abs(analytic - numeric) / xp.maximum(floor, xp.abs(analytic) + xp.abs(numeric))
+    return float(ratio.max()) if ratio.size else 0.0
 
 
 def numerical_vjp(f: Callable[[], Any], a: Any, dout: Any, h: float = DEFAULT_STEP) -> Any:
@@ -70,7 +79,9 @@ def away_from_zero(x: Any, margin: float = 1e-3) -> Any:
     return xp.where(xp.abs(x) < margin, sign * margin, x)
 
 
-def check_layer(layer: Any, x: Any, seed: int = 0, h: float = DEFAULT_STEP) -> dict[str, float]:
+def check_layer(
+    layer: Any, x: Any, seed: int = 0, h: float = DEFAULT_STEP, error: Callable[[Any, Any], float] = rel_error
+) -> dict[str, float]:
     """Gradient-checks ``layer.backward`` for its input and every parameter, in float64.
 
     The layer is deep-copied and cast to float64, so the caller's layer is left untouched. Masks, if any,
@@ -80,6 +91,9 @@ def check_layer(layer: Any, x: Any, seed: int = 0, h: float = DEFAULT_STEP) -> d
         layer: any ``Layer`` or ``Sequential`` (something with forward/backward and params or parameters()).
         x: an input it accepts, on the device to check on.
         seed: seeds the random upstream gradient.
+        h: the finite-difference step.
+        error: compares an analytic gradient with its numeric one: ``rel_error`` (whole array, the default)
+            or ``max_rel_error`` (the worst element).
 
     Returns:
         {"x": err, "W": err, "b": err, ...}: relative error per array (keys as in ``layer.grads``).
@@ -93,22 +107,28 @@ def check_layer(layer: Any, x: Any, seed: int = 0, h: float = DEFAULT_STEP) -> d
     grads = layer.gradients() if hasattr(layer, "gradients") else dict(layer.grads)
     params = layer.parameters() if hasattr(layer, "parameters") else layer.params
     forward = lambda: layer.forward(x)  # noqa: E731 - re-reads x and the parameters each call
-    errors = {"x": rel_error(dx, numerical_vjp(forward, x, dout, h))}
+    errors = {"x": error(dx, numerical_vjp(forward, x, dout, h))}
     for name, param in params.items():
-        errors[name] = rel_error(grads[name], numerical_vjp(forward, param, dout, h))
+        errors[name] = error(grads[name], numerical_vjp(forward, param, dout, h))
     return errors
 
 
-def check_loss(logits: Any, labels: Any, h: float = DEFAULT_STEP) -> float:
-    """Gradient-checks ``softmax_cross_entropy`` w.r.t. the logits; returns the relative error."""
+def check_loss(
+    logits: Any, labels: Any, h: float = DEFAULT_STEP, error: Callable[[Any, Any], float] = rel_error
+) -> float:
+    """Gradient-checks ``softmax_cross_entropy`` w.r.t. the logits; returns the relative error (see ``error``)."""
     logits = logits.astype(np.float64, copy=True)
     _, dlogits = softmax_cross_entropy(logits, labels)
     numeric = numerical_vjp(lambda: softmax_cross_entropy(logits, labels)[0], logits, 1.0, h)
-    return rel_error(dlogits, numeric)
+    return error(dlogits, numeric)
 
 
-def check_model(model: Any, x: Any, labels: Any, h: float = DEFAULT_STEP) -> dict[str, float]:
+def check_model(
+    model: Any, x: Any, labels: Any, h: float = DEFAULT_STEP, error: Callable[[Any, Any], float] = rel_error
+) -> dict[str, float]:
     """Gradient-checks a whole model under the softmax cross-entropy loss, for every named parameter.
+
+    ``h`` and ``error`` are as in ``check_layer``.
 
     Returns:
         {"x": err, "0.W": err, "0.b": err, ...}.
@@ -119,7 +139,7 @@ def check_model(model: Any, x: Any, labels: Any, h: float = DEFAULT_STEP) -> dic
     _, dlogits = softmax_cross_entropy(model.forward(x), labels)
     dx = model.backward(dlogits)
     grads = model.gradients()
-    errors = {"x": rel_error(dx, numerical_vjp(loss_of, x, 1.0, h))}
+    errors = {"x": error(dx, numerical_vjp(loss_of, x, 1.0, h))}
     for name, param in model.parameters().items():
-        errors[name] = rel_error(grads[name], numerical_vjp(loss_of, param, 1.0, h))
+        errors[name] = error(grads[name], numerical_vjp(loss_of, param, 1.0, h))
     return errors

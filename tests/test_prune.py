@@ -154,8 +154,11 @@ def test_masked_weights_zero_the_pruned_and_copy_biases():
 
 
 def test_pruning_reads_device_arrays(device):
+    if device == "cpu":
+        pytest.skip("the CPU is the reference: comparing it with itself proves nothing")
     rng = np.random.default_rng(0)
     w = rng.standard_normal((6, 7)).astype(np.float32)
     mask = np.ones((6, 7), dtype=bool)
-    on_device = prune_layer(backend.to_device(w, device), backend.to_device(mask, device), 0.2)
-    assert isinstance(on_device, np.ndarray) and np.array_equal(on_device, prune_layer(w, mask, 0.2))
+    reference = prune_layer(w, mask, 0.2)  # on the CPU
+    from_device = prune_layer(backend.to_device(w, device), backend.to_device(mask, device), 0.2)
+    assert isinstance(from_device, np.ndarray) and np.array_equal(from_device, reference)
