@@ -108,7 +108,8 @@ def test_early_stop_is_argmin_of_validation_loss():
     json.dumps(result.to_dict())  # JSON-able
 
 
-def test_last_iteration_always_evaluated_and_train_loss_is_interval_mean(monkeypatch):
+def record_losses(monkeypatch):
+    """Wraps ``train_step`` so that every step's loss is appended, as a float, to the list returned."""
     losses = []
 
     def spy(model, optimizer, x, y):
@@ -117,6 +118,11 @@ def test_last_iteration_always_evaluated_and_train_loss_is_interval_mean(monkeyp
         return loss
 
     monkeypatch.setattr(train_module, "train_step", spy)
+    return losses
+
+
+def test_last_iteration_always_evaluated_and_train_loss_is_interval_mean(monkeypatch):
+    losses = record_losses(monkeypatch)
     _, result = run(iterations=25, eval_every=10)
     assert result.history["iteration"] == [10, 20, 25]
     expected = [np.mean(losses[0:10]), np.mean(losses[10:20]), np.mean(losses[20:25])]
@@ -200,14 +206,7 @@ def test_non_finite_loss_names_the_first_bad_iteration(monkeypatch, eval_every):
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
 def test_learning_rate_blow_up_names_the_first_bad_iteration(monkeypatch, eval_every):
     """SGD at lr 1e12 diverges; the error names the first step whose own loss (recorded here) is not finite."""
-    losses = []
-
-    def spy(model, optimizer, x, y):
-        loss = train_step(model, optimizer, x, y)
-        losses.append(float(loss))
-        return loss
-
-    monkeypatch.setattr(train_module, "train_step", spy)
+    losses = record_losses(monkeypatch)
     with pytest.raises(NonFiniteLossError,
                        match=r"training loss became (nan|inf) at iteration \d+; lower --lr \(now 1e\+12\)") as e:
         run(iterations=30, eval_every=eval_every, optimizer="sgd", lr=1e12)
