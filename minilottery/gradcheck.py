@@ -9,7 +9,8 @@ w.r.t. ``a`` is exactly what ``backward(dout)`` must return. Central differences
 The error is reported per array as ``|analytic - numeric| / max(floor, |analytic| + |numeric|)`` with Euclidean
 norms (``rel_error``): a floor in the denominator keeps an all-zero gradient (a fully pruned weight) from dividing
 by zero. A norm can hide one wrong element among many right ones, so ``max_rel_error`` (cs231n's ``rel_error``)
-takes the same ratio element by element and reports the largest; pass ``error=max_rel_error`` to the checks below.
+takes the same ratio element by element and reports the largest; pass ``error=max_rel_error`` (or
+``both_errors``) to the checks below.
 
 Inputs must stay away from kinks, where the function is not differentiable: ReLU at 0, and max-pooling
 windows with ties. Random Gaussian inputs hit neither with probability 1; ``away_from_zero`` makes sure.
@@ -43,6 +44,12 @@ def max_rel_error(analytic: Any, numeric: Any, floor: float = DEFAULT_FLOOR) -> 
     xp = get_array_module(analytic, numeric)
     ratio = xp.abs(analytic - numeric) / xp.maximum(floor, xp.abs(analytic) + xp.abs(numeric))
     return float(ratio.max()) if ratio.size else 0.0
+
+
+def both_errors(analytic: Any, numeric: Any) -> tuple[float, float]:
+    """``(rel_error, max_rel_error)``: one numerical gradient judged as a whole and by its worst element
+    (pass ``error=both_errors`` to a check so the costly numerical gradient is computed once)."""
+    return rel_error(analytic, numeric), max_rel_error(analytic, numeric)
 
 
 def numerical_vjp(f: Callable[[], Any], a: Any, dout: Any, h: float = DEFAULT_STEP) -> Any:
