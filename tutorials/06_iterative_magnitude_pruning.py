@@ -10,7 +10,7 @@ experiment and check the two properties the algorithm rests on: the masks are ne
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
     python tutorials/06_iterative_magnitude_pruning.py           # about 6 minutes on a 2-core CPU
-    python tutorials/06_iterative_magnitude_pruning.py --quick   # about 7 s (small subset, 3 rounds)
+    python tutorials/06_iterative_magnitude_pruning.py --quick   # about 11 s (small subset, 3 rounds)
 The default is 16 trainings of 5,000 iterations (rounds 0-15, down to 3.6% of the weights), after the small
 loop of sections 2-3 (4 trainings of 100 iterations, once by hand and once with run_imp). The run is recorded
 under figures/06_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and
