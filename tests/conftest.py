@@ -7,19 +7,20 @@ cannot pass as a run of skips).
 
 from __future__ import annotations
 
-import copy
 import os
 
 import numpy as np
 import pytest
 
 from minilottery import backend
+from tests.helpers import LEGACY_RANDOM, refuse_legacy
 
 
 @pytest.fixture(autouse=True)
-def _seed_legacy_numpy():
-    """Code under test takes explicit generators; seeding the legacy global one catches accidental use."""
-    np.random.seed(12345)
+def _refuse_legacy_random(monkeypatch):
+    """Every call of np.random.rand, np.random.seed, ... fails the test instead of going unnoticed."""
+    for name in LEGACY_RANDOM:
+        monkeypatch.setattr(np.random, name, refuse_legacy(name))
 
 
 def _gpu_available() -> bool:
@@ -84,6 +85,18 @@ def device(request):
         yield "cpu"
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """Verification records of read-only data folders go to this test's own cache folder, not the user's."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+
+
+@pytest.fixture
+def no_data_variable(monkeypatch):
+    """MINILOTTERY_DATA unset: data folders are only those the test names."""
+    monkeypatch.delenv("MINILOTTERY_DATA", raising=False)
+
+
 @pytest.fixture(scope="session")
 def mnist_data():
     """The full MNIST data set (from MINILOTTERY_DATA): skipped if absent, but a failure when CI is set."""
@@ -96,9 +109,3 @@ def mnist_data():
             pytest.fail(f"CI needs MNIST (set MINILOTTERY_DATA): {exc}")
         pytest.skip(f"MNIST not available: {exc}")
 
-
-def on_device(obj, device):
-    """A copy of a layer/model (or an array) on ``device``; the host original is left as it was."""
-    if hasattr(obj, "to"):
-        return copy.deepcopy(obj).to(device)
-    return backend.to_device(obj, device)

@@ -124,3 +124,12 @@ def test_require_gpu_turns_gpu_skips_into_failures(tmp_path):
     assert "2 passed" in output and "2 error" in output and "skipped" not in output, output
     reason = "MINILOTTERY_REQUIRE_GPU=1 but CuPy or a CUDA device is not available"
     assert output.count(reason) >= 2, output
+
+
+def test_legacy_global_random_functions_raise_in_tests():
+    from tests.helpers import LEGACY_RANDOM, LegacyRandomUsed
+
+    assert {"seed", "rand", "randn", "permutation", "shuffle", "normal", "choice"} <= set(LEGACY_RANDOM)
+    with pytest.raises(LegacyRandomUsed, match="np.random.permutation draws from the global generator"):
+        np.random.permutation(3)
+    assert np.random.default_rng(0).permutation(3).shape == (3,)  # explicit generators work

@@ -18,11 +18,9 @@ import numpy as np
 import pytest
 
 from minilottery.data import DataError, cifar10, load_cifar10
-from tests.test_data_mnist import (
-    assert_small_data_set,
-    assert_split_is_seeded,
-    cache_in_tmp,  # noqa: F401 -- an autouse fixture: it applies here too
-)
+from tests.helpers import assert_small_data_set, assert_split_is_seeded
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 PER_BATCH = 4
 

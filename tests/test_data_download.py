@@ -10,15 +10,11 @@ The server listens on 127.0.0.1 only, on a port the OS picks, and serves a few i
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gzip
 import hashlib
 import http.server
 import json
 import os
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -27,19 +23,9 @@ from minilottery.data import checksums, fetch
 from minilottery.data.checksums import DataError, DataFile, verify
 from minilottery.data.download import ensure
 from minilottery.data.record import SIDECAR_NAME
+from tests.helpers import BAD, CONTENT, FILE, GOOD, NAME, SHA, local_server, refused_url, served_by, url_of
 
-NAME = "sample-idx1-ubyte.gz"
-CONTENT = bytes(range(256)) * 40  # the uncompressed file
-SHA = hashlib.sha256(CONTENT).hexdigest()
-GOOD = gzip.compress(CONTENT)
-BAD = gzip.compress(CONTENT[::-1])
-FILE = DataFile(NAME, sha256_uncompressed=SHA)
-
-
-def served_by(*mirrors: str, **fields) -> DataFile:
-    """``FILE`` as served by ``mirrors`` (and any other fields replaced, e.g. ``size=``)."""
-    return dataclasses.replace(FILE, mirrors=mirrors, **fields)
-
+pytestmark = pytest.mark.usefixtures("private_cache", "no_data_variable")
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 -- the name http.server calls
@@ -62,46 +48,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def local_server(handler):
-    """An HTTP server on 127.0.0.1, on a port the OS picks, one thread per request, shut down on exit.
-
-    Yields the ``ThreadingHTTPServer``; its URL is ``url_of(server)``.
-    """
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield httpd
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
-
-
-def url_of(httpd: http.server.HTTPServer) -> str:
-    return f"http://127.0.0.1:{httpd.server_address[1]}"
-
-
 @pytest.fixture(scope="module")
 def server():
     """Base URL of a local HTTP server (http://127.0.0.1:PORT)."""
     with local_server(_Handler) as httpd:
         yield url_of(httpd)
-
-
-@pytest.fixture(autouse=True)
-def isolated_cache(tmp_path, monkeypatch):
-    """Keep verification records of read-only folders out of the real user cache, and MINILOTTERY_DATA unset."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.delenv("MINILOTTERY_DATA", raising=False)
-
-
-def refused_url() -> str:
-    """A URL on a local port that nothing listens on: connection refused, as when offline."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{s.getsockname()[1]}/"
 
 
 def _leftovers(folder: Path) -> list[str]:

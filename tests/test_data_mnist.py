@@ -6,10 +6,8 @@ never downloaded. Without the files they are skipped, except under CI (env ``CI`
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +15,18 @@ import pytest
 
 from minilottery.data import DataError, load_mnist, mnist
 from minilottery.data.dataset import split_validation
-from tests.test_data_download import local_server, refused_url, url_of
+from tests.helpers import (
+    assert_small_data_set,
+    assert_split_is_seeded,
+    idx_bytes,
+    local_server,
+    refused_url,
+    run_data_command,
+    url_of,
+    write_mnist,
+)
+
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 # digit counts of the official files (all 60,000 training and 10,000 test labels)
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
@@ -27,40 +36,6 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 # --------------------------------------------------------------------------------------------------------
 # Small IDX files written by the tests
 # --------------------------------------------------------------------------------------------------------
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """uint8 array -> IDX file bytes (magic 0x0800 | ndim, then big-endian uint32 dimensions)."""
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
-
-
-def write_mnist(folder: Path, n_train: int = 60, n_test: int = 20, compress: bool = True) -> dict[str, str]:
-    """Write four small MNIST-format files; returns the checksums load_mnist needs for them."""
-    rng = np.random.default_rng(1)
-    arrays = {
-        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
-        "train-labels-idx1-ubyte.gz": (np.arange(n_train) % 10).astype(np.uint8),  # label = index % 10
-        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
-        "t10k-labels-idx1-ubyte.gz": (np.arange(n_test) % 10).astype(np.uint8),
-    }
-    # make each training image identify its index, so splits can be checked against the labels
-    arrays["train-images-idx3-ubyte.gz"][:, 0, 0] = np.arange(n_train)
-    checksums = {}
-    for name, array in arrays.items():
-        raw = idx_bytes(array)
-        if compress:
-            (folder / name).write_bytes(gzip.compress(raw))
-        else:
-            (folder / name.removesuffix(".gz")).write_bytes(raw)
-        checksums[name] = hashlib.sha256(raw).hexdigest()
-    return checksums
-
-
-@pytest.fixture(autouse=True)
-def cache_in_tmp(tmp_path, monkeypatch):
-    """Verification records of read-only folders go to the test's own cache folder, not the user's."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -88,27 +63,6 @@ def test_idx_header_errors():
         mnist.parse_idx(images + b"\0", mnist.IMAGES_MAGIC, "f")
     with pytest.raises(DataError, match="expected magic"):
         mnist.parse_idx(b"<!DOCTYPE html><html>...</html>", mnist.IMAGES_MAGIC, "f")
-
-
-def assert_small_data_set(data, train_shape: tuple, val_shape: tuple, test_shape: tuple) -> None:
-    """The splits have these shapes; images float32 in [0, 1], labels int64; train and validation partition
-    the training examples (the first pixel of each says which it is), each keeping its own label (index % 10)."""
-    assert (data.x_train.shape, data.x_val.shape, data.x_test.shape) == (train_shape, val_shape, test_shape)
-    for x in (data.x_train, data.x_val, data.x_test):
-        assert x.dtype == np.float32 and x.min() >= 0.0 and x.max() <= 1.0
-    for y in (data.y_train, data.y_val, data.y_test):
-        assert y.dtype == np.int64
-    index = np.rint(np.concatenate([data.x_train, data.x_val])[:, 0, 0, 0] * 255).astype(int)
-    assert sorted(index) == list(range(train_shape[0] + val_shape[0]))
-    np.testing.assert_array_equal(np.concatenate([data.y_train, data.y_val]), index % 10)
-
-
-def assert_split_is_seeded(load, other_seed: int) -> None:
-    """``load(seed)`` gives the same split for the same seed, another one for ``other_seed``."""
-    a, b, c = load(0), load(0), load(other_seed)
-    np.testing.assert_array_equal(a.x_val, b.x_val)
-    np.testing.assert_array_equal(a.y_train, b.y_train)
-    assert not np.array_equal(a.x_val, c.x_val)
 
 
 def test_load_small_files(tmp_path):
@@ -175,18 +129,9 @@ def test_subset(tmp_path):
         data.subset(51)
 
 
-def _cli(argv: list[str]) -> int:
-    from minilottery.lab.commands import data as command
-
-    parser = argparse.ArgumentParser(prog="minilottery")
-    command.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
-
-
 def test_cli_check_reports_one_line_error(tmp_path, capsys):
     write_mnist(tmp_path)
-    assert _cli(["data", "check", "--data-dir", str(tmp_path)]) == 1
+    assert run_data_command(["data", "check", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
 
@@ -228,7 +173,7 @@ def test_real_mnist_split_matches_seed(mnist_data):
 
 @pytest.mark.mnist
 def test_real_mnist_cli_check(mnist_data, capsys):
-    assert _cli(["data", "check", "--data-dir", _real_dir()]) == 0
+    assert run_data_command(["data", "check", "--data-dir", _real_dir()]) == 0
     assert "ok  mnist" in capsys.readouterr().out
 
 

@@ -36,19 +36,9 @@ from minilottery.data.download import ensure
 from minilottery.data.fetch import DEADLINE, fetch, max_download_size
 from minilottery.data.layout import sweep_stale
 from minilottery.data.record import SIDECAR_NAME
-from tests.test_data_download import (
-    CONTENT,
-    FILE,
-    GOOD,
-    NAME,
-    SHA,
-    isolated_cache,  # noqa: F401 -- an autouse fixture: it applies here too
-    local_server,
-    refused_url,
-    served_by,
-    url_of,
-)
-from tests.test_data_mnist import _cli
+from tests.helpers import CONTENT, FILE, GOOD, NAME, SHA, local_server, refused_url, run_data_command, served_by, url_of
+
+pytestmark = pytest.mark.usefixtures("private_cache", "no_data_variable")
 
 LABELS = "t10k-labels-idx1-ubyte.gz"  # the smallest MNIST file: 4542 bytes gzipped, 10008 decompressed
 IMAGES = "t10k-images-idx3-ubyte.gz"  # 1648877 bytes gzipped, 7840016 decompressed
@@ -314,7 +304,7 @@ def test_deadline_must_be_positive(tmp_path):
 
 def test_cli_refuses_a_bad_deadline(capsys):
     with pytest.raises(SystemExit):
-        _cli(["data", "download", "--deadline", "-1"])
+        run_data_command(["data", "download", "--deadline", "-1"])
     assert "expected a positive number of seconds, got '-1'" in capsys.readouterr().err
 
 
@@ -388,7 +378,7 @@ def test_cli_forced_offline_download_says_the_file_is_kept(tmp_path, monkeypatch
     for name in mnist.SHA256:
         (tmp_path / name).write_bytes(b"a copy already there")
     monkeypatch.setattr(mnist, "MIRRORS", (refused_url(),))
-    assert _cli(["data", "download", "--force", "--data-dir", str(tmp_path)]) == 1
+    assert run_data_command(["data", "download", "--force", "--data-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1
     assert "is not in" not in err and "could not download train-images-idx3-ubyte.gz" in err

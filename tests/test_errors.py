@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import warnings
-from pathlib import Path
 
 import pytest
 
@@ -28,9 +27,8 @@ import minilottery.lab.commands.imp as imp_command
 from minilottery.data import LOADERS
 from minilottery.lab.cli import main
 from minilottery.training import NonFiniteLossError
-from tests.test_imp import synthetic_data
+from tests.helpers import REPO, synthetic_data, synthetic_loader
 
-REPO = Path(__file__).resolve().parent.parent
 TRAIN = ["train", "--iterations", "4", "--eval-every", "2", "--no-progress"]
 IMP = ["imp", "--model", "lenet_300_100", "--rounds", "1", "--controls", "none", "--iterations", "4",
        "--eval-every", "2", "--no-progress"]
@@ -40,11 +38,6 @@ DIVERGE = ["--optimizer", "sgd", "--lr", "1e30"]  # the loss is nan at iteration
 
 class DataLoaded(Exception):
     """Raised by the stand-in loaders of tests where a bad option must fail before any data is loaded."""
-
-
-def synthetic_loader(dataset, data_dir):
-    """Stands in for ``commands.imp.load_data`` (module level: trial workers unpickle it by name)."""
-    return synthetic_data()
 
 
 def refuse_loading(*args, **kwargs):

@@ -21,7 +21,7 @@ from minilottery.gradcheck import (
     rel_error,
 )
 from minilottery.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential
-from tests.conftest import on_device
+from tests.helpers import on_device
 
 TOL = 1e-8  # whole array; measured at most 1.3e-9
 ELEMENT_TOL = 1e-5  # worst element; measured at most 7.4e-7 (3.1e-6 for the whole network, below)

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minilottery import imp
-from minilottery.data import Dataset
 from minilottery.imp import CONTROLS, IMPConfig, run_imp
 from minilottery.lab import runs
 from minilottery.lab.presets import PRESETS, config_from_options, from_preset
@@ -23,22 +21,15 @@ from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.models import build_model
 from minilottery.prune import check_nested, global_magnitude_prune, masked_weights
 from minilottery.training import TrainConfig, train
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def synthetic_data(seed: int = 0, n_train: int = 240, n_eval: int = 60) -> Dataset:
-    """A small learnable MNIST-shaped set: each class lights up its own band of rows, plus noise."""
-    rng = np.random.default_rng(seed)
-
-    def split(n):
-        y = rng.integers(0, 10, n).astype(np.int64)
-        x = 0.5 * rng.random((n, 1, 28, 28), dtype=np.float32)  # (n, 1, 28, 28)
-        for i, label in enumerate(y):
-            x[i, 0, 2 * label:2 * label + 4, :] += 0.5
-        return x, y
-
-    return Dataset(*split(n_train), *split(n_eval), *split(n_eval), name="synthetic")
+from tests.helpers import (
+    REPO,
+    SYNTHETIC_CLI,
+    assert_same_dirs,
+    assert_same_results,
+    counting_trainings,
+    small_config,
+    synthetic_data,
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,53 +37,11 @@ def data():
     return synthetic_data()
 
 
-def config(**options):
-    base = dict(model="lenet_300_100", rounds=2, iterations=12, eval_every=4, controls=())
-    base.update(options)
-    cfg = config_from_options(**base)  # config_from_options skips None (an option not given) ...
-    return dataclasses.replace(cfg, rounds=None) if options.get("rounds", 0) is None else cfg  # ... so set it here
-
-
-def without_seconds(metrics):
-    return {k: v for k, v in metrics.items() if k != "seconds"}  # wall-clock time differs between runs
-
-
-def assert_same_results(a, b):
-    """Two IMPResults hold bitwise the same masks, weights and metrics."""
-    assert len(a.rounds) == len(b.rounds)
-    for ra, rb in zip(a.rounds, b.rounds):
-        assert ra.info == rb.info
-        assert ra.masks.keys() == rb.masks.keys()
-        assert all(np.array_equal(ra.masks[n], rb.masks[n]) for n in ra.masks)
-        assert ra.arms.keys() == rb.arms.keys()
-        for arm in ra.arms:
-            x, y = ra.arms[arm], rb.arms[arm]
-            for attr in ("masks", "init_weights", "final_weights"):
-                dx, dy = getattr(x, attr), getattr(y, attr)
-                assert dx.keys() == dy.keys()
-                assert all(np.array_equal(dx[n], dy[n]) and dx[n].dtype == dy[n].dtype for n in dx), (ra.index, arm)
-            assert without_seconds(x.metrics) == without_seconds(y.metrics)
-
-
-def assert_same_dirs(a: Path, b: Path):
-    """Same round files with the same contents (metrics.json up to its "seconds")."""
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and "figures" not in p.parts)
-    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file() and "figures" not in p.parts)
-    for rel in files:
-        if rel.suffix == ".npz":
-            x, y = runs.load_npz(a / rel), runs.load_npz(b / rel)
-            assert x.keys() == y.keys() and all(np.array_equal(x[k], y[k]) for k in x), rel
-        elif rel.name == "metrics.json":
-            assert without_seconds(runs.read_json(a / rel)) == without_seconds(runs.read_json(b / rel)), rel
-        else:
-            assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
-
-
 # -- the IMP loop --------------------------------------------------------------------------------------
 
 
 def test_rounds_reset_to_theta0_with_nested_masks_and_controls(data, tmp_path):
-    cfg = config(rounds=3, controls=("reinit", "random_prune"))
+    cfg = small_config(rounds=3, controls=("reinit", "random_prune"))
     result = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
     theta0 = build_model("lenet_300_100", seed=0).state_dict()
     assert [r.index for r in result.rounds] == [0, 1, 2, 3]
@@ -136,7 +85,7 @@ def test_rounds_reset_to_theta0_with_nested_masks_and_controls(data, tmp_path):
 
 
 def test_rewind_restores_the_weights_at_iteration_k(data, tmp_path):
-    cfg = config(rounds=1, reset="rewind:5")
+    cfg = small_config(rounds=1, reset="rewind:5")
     result = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
     model = build_model("lenet_300_100", seed=0)
     snapshot = train(model, data, cfg.train, snapshot_at=(5,), progress=False).snapshots[5]
@@ -151,7 +100,7 @@ def test_rewind_restores_the_weights_at_iteration_k(data, tmp_path):
 
 
 def test_global_pruning_and_target_percent(data):
-    result = run_imp(config(rounds=None, target_percent=70.0, global_pruning=True), data, progress=False)
+    result = run_imp(small_config(rounds=None, target_percent=70.0, global_pruning=True), data, progress=False)
     assert [r.index for r in result.rounds] == [0, 1, 2]  # 80%, then 64% <= 70%: stop
     r0, r1 = result.rounds[0], result.rounds[1]
     expected = global_magnitude_prune(r0.arms["ticket"].final_weights, r0.masks, 0.2)
@@ -161,13 +110,13 @@ def test_global_pruning_and_target_percent(data):
 
 
 def test_one_shot_prunes_once_to_the_target(data):
-    result = run_imp(config(rounds=5, target_percent=10.0, one_shot=True, controls=("reinit",)), data,
+    result = run_imp(small_config(rounds=5, target_percent=10.0, one_shot=True, controls=("reinit",)), data,
                      progress=False)
     assert [r.index for r in result.rounds] == [0, 1]
     r1 = result.rounds[1]
     assert r1.percent_remaining == pytest.approx(10.0, abs=0.01)
     assert r1.info["layers"]["5.W"]["percent"] > r1.info["layers"]["1.W"]["percent"]
-    by_rounds = run_imp(config(rounds=2, one_shot=True), data, progress=False)
+    by_rounds = run_imp(small_config(rounds=2, one_shot=True), data, progress=False)
     assert by_rounds.rounds[1].info["layers"]["1.W"]["remaining"] == round(235200 * 0.64)
 
 
@@ -175,7 +124,7 @@ def test_one_shot_prunes_once_to_the_target(data):
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
-    cfg = config(rounds=3, controls=("reinit", "random_prune"), reset="rewind:4")
+    cfg = small_config(rounds=3, controls=("reinit", "random_prune"), reset="rewind:4")
     whole = run_imp_in_folder(cfg, data, tmp_path / "whole", progress=False)
 
     def crash(rnd):
@@ -206,45 +155,33 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(data, tmp_path):
 
 def test_a_different_config_is_refused_and_nothing_destroyed(data, tmp_path):
     out = tmp_path / "run"
-    run_imp_in_folder(config(rounds=1), data, out, progress=False)
+    run_imp_in_folder(small_config(rounds=1), data, out, progress=False)
     (out / "notes.txt").write_text("mine")
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match=r"different config \(differs in: iterations 12 vs 16\); use --overwrite"):
-        run_imp_in_folder(config(rounds=1, iterations=16), data, out, progress=False)
+        run_imp_in_folder(small_config(rounds=1, iterations=16), data, out, progress=False)
     with pytest.raises(ValueError, match="data.train 240 vs 120"):
-        run_imp_in_folder(config(rounds=1), data.subset(120), out, progress=False)
+        run_imp_in_folder(small_config(rounds=1), data.subset(120), out, progress=False)
     with pytest.raises(ValueError, match="--prune-rate"):
-        run_imp_in_folder(config(rounds=1, prune_rate=1.5), data, out, progress=False, overwrite=True)
+        run_imp_in_folder(small_config(rounds=1, prune_rate=1.5), data, out, progress=False, overwrite=True)
     with pytest.raises(ValueError, match="--batch-size"):
-        run_imp_in_folder(config(rounds=1, batch_size=1000), data, out, progress=False, overwrite=True)
+        run_imp_in_folder(small_config(rounds=1, batch_size=1000), data, out, progress=False, overwrite=True)
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    result = run_imp_in_folder(config(rounds=1, iterations=16), data, out, progress=False, overwrite=True)
+    result = run_imp_in_folder(small_config(rounds=1, iterations=16), data, out, progress=False, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine"  # --overwrite clears only the run's own files
     assert runs.read_json(out / "config.json")["train"]["iterations"] == 16
     assert runs.load_summary(out)["rounds"] == [r.info for r in result.rounds]
 
 
-def counting_trainings(monkeypatch) -> list[str]:
-    """Counts every network minilottery.imp trains from now on: one entry (its progress label) per call."""
-    trained = []
-
-    def counted(*args, **kwargs):
-        trained.append(kwargs.get("desc", ""))
-        return train(*args, **kwargs)
-
-    monkeypatch.setattr(imp, "train", counted)
-    return trained
-
-
 def test_overwrite_with_the_same_config_continues_the_run(data, tmp_path, monkeypatch):
     out = tmp_path / "run"
     trained = counting_trainings(monkeypatch)
-    first = run_imp_in_folder(config(rounds=1), data, out, progress=False, on_round=None)
+    first = run_imp_in_folder(small_config(rounds=1), data, out, progress=False, on_round=None)
     assert len(trained) == 2  # the dense round 0 and round 1's ticket
     marker = out / "round_001" / "round.json"
     written = marker.read_bytes()
     seen = []
-    again = run_imp_in_folder(config(rounds=1), data, out, progress=False, overwrite=True, on_round=seen.append)
+    again = run_imp_in_folder(small_config(rounds=1), data, out, progress=False, overwrite=True, on_round=seen.append)
     assert [r.index for r in seen] == [0, 1]
     assert len(trained) == 2  # the finished rounds were read back, not trained again
     assert marker.read_bytes() == written
@@ -261,14 +198,14 @@ def test_overwrite_with_the_same_config_continues_the_run(data, tmp_path, monkey
 ])
 def test_bad_options_name_the_option(data, tmp_path, options, option):
     with pytest.raises(ValueError, match=option.replace("+", r"\+")):
-        run_imp_in_folder(config(**options), data, tmp_path / "never", progress=False)
+        run_imp_in_folder(small_config(**options), data, tmp_path / "never", progress=False)
     assert not (tmp_path / "never").exists()
 
 
 def test_runs_on_every_device_with_the_same_results(data, device):
     if device == "cpu":
         pytest.skip("the CPU is the reference: comparing it with itself proves nothing")
-    cfg = config(rounds=1, iterations=4, controls=("random_prune",))
+    cfg = small_config(rounds=1, iterations=4, controls=("random_prune",))
     on_device = run_imp(cfg, data, device=device, progress=False)
     on_cpu = run_imp(cfg, data, device="cpu", progress=False)
     assert all(np.array_equal(on_device.rounds[1].masks[n], on_cpu.rounds[1].masks[n]) or device == "gpu"
@@ -280,7 +217,7 @@ def test_runs_on_every_device_with_the_same_results(data, device):
 
 
 def test_a_run_in_memory_equals_one_in_a_folder_and_in_any_store(data, tmp_path):
-    cfg = config(rounds=2, controls=("reinit", "random_prune"), reset="rewind:4")
+    cfg = small_config(rounds=2, controls=("reinit", "random_prune"), reset="rewind:4")
     in_memory = run_imp(cfg, data, progress=False)
     in_folder = run_imp_in_folder(cfg, data, tmp_path / "run", progress=False)
     assert in_memory.out_dir is None and in_folder.out_dir == tmp_path / "run"
@@ -321,7 +258,7 @@ def test_a_run_in_memory_equals_one_in_a_folder_and_in_any_store(data, tmp_path)
 
 
 def test_results_print_in_one_short_line(data):
-    result = run_imp(config(rounds=1, controls=("reinit",)), data, progress=False)
+    result = run_imp(small_config(rounds=1, controls=("reinit",)), data, progress=False)
     percent = result.rounds[1].percent_remaining
     assert repr(result) == "IMPResult(model='lenet_300_100', rounds=2)"
     assert repr(result.rounds[1]) == f"RoundResult(index=1, percent_remaining={percent:.1f}, arms=['ticket', 'reinit'])"
@@ -354,14 +291,6 @@ def test_presets_and_config_round_trip():
 
 CLI_ARGS = ["imp", "--model", "lenet_300_100", "--rounds", "3", "--iterations", "150", "--eval-every", "50",
             "--controls", "reinit", "--lr", "1.2e-3", "--no-progress"]
-
-# Runs the CLI in a fresh interpreter with the synthetic data in place of MNIST (no download, no files).
-SYNTHETIC_CLI = (
-    "import sys; import minilottery.lab.commands.imp as c; from tests.test_imp import synthetic_data; "
-    "c.load_data = lambda dataset, data_dir: synthetic_data(); from minilottery.lab.cli import main; "
-    "sys.exit(main(sys.argv[1:]))"
-)
-
 
 def cli(prefix, args, **kwargs):
     env = {**os.environ, "PYTHONPATH": str(REPO), "MINILOTTERY_DEVICE": "cpu"}

@@ -10,7 +10,7 @@ from minilottery.imp import run_imp, stop_reason
 from minilottery.lab import runs
 from minilottery.lab.run_folder import RunFolder, run_imp_in_folder
 from minilottery.prune import global_magnitude_prune
-from tests.test_imp import assert_same_dirs, assert_same_results, config, counting_trainings, synthetic_data
+from tests.helpers import assert_same_dirs, assert_same_results, counting_trainings, small_config, synthetic_data
 
 TOTAL = 266200  # weights of lenet_300_100: 784*300 + 300*100 + 100*10
 
@@ -32,7 +32,7 @@ def crash_at(index):
 
 def test_a_round_that_prunes_nothing_stops_the_run(data):
     # round(1e-6 * alive) is 0 in every layer: without the "stuck" stop, --target-percent 50 would never be met
-    cfg = config(rounds=None, target_percent=50.0, prune_rate=1e-6, output_rate=1e-6, iterations=4)
+    cfg = small_config(rounds=None, target_percent=50.0, prune_rate=1e-6, output_rate=1e-6, iterations=4)
 
     def guard(rnd):  # fail instead of looping forever if the stop is missing
         if rnd.index > 3:
@@ -55,7 +55,7 @@ def test_a_round_that_prunes_nothing_stops_the_run(data):
     (dict(rounds=2), 170368),  # no target: what 2 rounds at 20% leave, 64% of 266200, exactly
 ])
 def test_one_shot_global_pruning_keeps_exactly_the_target(data, options, kept):
-    result = run_imp(config(one_shot=True, global_pruning=True, **options), data, progress=False)
+    result = run_imp(small_config(one_shot=True, global_pruning=True, **options), data, progress=False)
     assert [r.index for r in result.rounds] == [0, 1]  # one pruning round, whatever --rounds says
     r0, r1 = result.rounds
     assert r1.info["remaining"] == kept == sum(int(m.sum()) for m in r1.masks.values())
@@ -69,7 +69,7 @@ def test_one_shot_global_pruning_keeps_exactly_the_target(data, options, kept):
 
 
 def test_a_kill_between_a_rounds_marker_and_the_summary_is_repaired(data, tmp_path, monkeypatch):
-    cfg = config(rounds=2, controls=("reinit",), iterations=8)
+    cfg = small_config(rounds=2, controls=("reinit",), iterations=8)
     whole = run_imp_in_folder(cfg, data, tmp_path / "whole", progress=False)
     out = tmp_path / "killed"
     summaries = {}  # round index -> (summary.json, summary.csv) as written once that round completed
@@ -107,7 +107,7 @@ def test_a_kill_between_a_rounds_marker_and_the_summary_is_repaired(data, tmp_pa
 
 
 def test_a_missing_rewind_point_is_named_and_overwrite_starts_again(data, tmp_path):
-    cfg = config(rounds=2, reset="rewind:4", iterations=8)
+    cfg = small_config(rounds=2, reset="rewind:4", iterations=8)
     whole = run_imp_in_folder(cfg, data, tmp_path / "whole", progress=False)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):

@@ -9,7 +9,7 @@ from scipy import signal
 from minilottery.backend import to_device, to_numpy
 from minilottery.layers import Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU, Sequential, col2im, im2col
 from minilottery.loss import softmax_cross_entropy
-from tests.conftest import on_device
+from tests.helpers import on_device
 
 
 @pytest.mark.parametrize("stride,padding", [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)])

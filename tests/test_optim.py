@@ -8,7 +8,7 @@ from minilottery.backend import to_device, to_numpy
 from minilottery.layers import Conv2d, Dense, Flatten, ReLU, Sequential
 from minilottery.loss import softmax_cross_entropy
 from minilottery.optim import OPTIMIZERS, SGD, Adam, make_optimizer
-from tests.conftest import on_device
+from tests.helpers import on_device
 
 # -- (1) each update rule against the equations, written out in float64 -----------------------------------
 

@@ -11,7 +11,7 @@ import pytest
 from minilottery.backend import to_device, to_numpy
 from minilottery.gradcheck import both_errors, check_layer
 from minilottery.layers import Conv2d, ReferenceConv2d
-from tests.conftest import on_device
+from tests.helpers import on_device
 
 # (in_channels, out_channels, kernel_size, stride, padding, (H, W)); the comments name Conv2d's dx path
 CONFIGS = [

@@ -17,10 +17,7 @@ from minilottery.lab import runs
 from minilottery.lab.plots import load_summary, plot_run, save_figure
 from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.lab.trials import run_trials
-from tests.test_imp import config, synthetic_data
-from tests.test_trials import synthetic_loader
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.helpers import REPO, small_config, synthetic_data, synthetic_loader
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +29,7 @@ def data():
 def finished_run(data, tmp_path_factory):
     """A complete 2-round run with the reinit control, made once and copied by the tests that change it."""
     out = tmp_path_factory.mktemp("run") / "run"
-    run_imp_in_folder(config(rounds=2, controls=("reinit", "random_prune")), data, out, progress=False)
+    run_imp_in_folder(small_config(rounds=2, controls=("reinit", "random_prune")), data, out, progress=False)
     return out
 
 
@@ -109,7 +106,7 @@ def test_overwrite_never_deletes_a_folder_that_is_not_a_run(data, tmp_path):
     (foreign / "figures" / "mine.png").write_bytes(b"mine")
     before = {p: p.read_bytes() for p in foreign.rglob("*") if p.is_file()}
     with pytest.raises(ValueError, match="not written by minilottery"):
-        run_imp_in_folder(config(rounds=1), data, foreign, progress=False, overwrite=True)
+        run_imp_in_folder(small_config(rounds=1), data, foreign, progress=False, overwrite=True)
     assert {p: p.read_bytes() for p in foreign.rglob("*") if p.is_file()} == before
 
 
@@ -121,7 +118,7 @@ def test_overwrite_unlinks_a_symlinked_figures_folder_without_following_it(finis
     shutil.rmtree(run / "figures", ignore_errors=True)  # the fixture drew none
     (run / "figures").symlink_to(elsewhere, target_is_directory=True)
     (run / "notes.txt").write_text("mine")
-    run_imp_in_folder(config(rounds=1, iterations=16), data, run, progress=False, overwrite=True)
+    run_imp_in_folder(small_config(rounds=1, iterations=16), data, run, progress=False, overwrite=True)
     assert (elsewhere / "keep.png").read_bytes() == b"keep"
     assert not (run / "figures").exists() and (run / "notes.txt").read_text() == "mine"
     assert [r["round"] for r in runs.completed_rounds(run)] == [0, 1]
@@ -130,16 +127,16 @@ def test_overwrite_unlinks_a_symlinked_figures_folder_without_following_it(finis
 
 def test_imp_refuses_a_trials_folder_and_trials_an_imp_folder(finished_run, data, tmp_path):
     trials_out = tmp_path / "trials"
-    run_trials(config(rounds=1), 1, trials_out, synthetic_loader, workers=1, progress=False, log=None)
+    run_trials(small_config(rounds=1), 1, trials_out, synthetic_loader, workers=1, progress=False, log=None)
     summary = (trials_out / "summary.json").read_bytes()
     with pytest.raises(ValueError, match="holds a `minilottery trials` run"):
-        run_imp_in_folder(config(rounds=1), data, trials_out, progress=False, overwrite=True)
+        run_imp_in_folder(small_config(rounds=1), data, trials_out, progress=False, overwrite=True)
     assert (trials_out / "summary.json").read_bytes() == summary and not (trials_out / "config.json").exists()
 
     run = copy_run(finished_run, tmp_path / "run")
     before = (run / "summary.json").read_bytes()
     with pytest.raises(ValueError, match="holds a `minilottery imp` run"):
-        run_trials(config(rounds=1), 1, run, synthetic_loader, workers=1, progress=False, log=None)
+        run_trials(small_config(rounds=1), 1, run, synthetic_loader, workers=1, progress=False, log=None)
     assert (run / "summary.json").read_bytes() == before and not (run / "trials.json").exists()
 
 
@@ -153,12 +150,12 @@ def test_a_second_writer_is_refused_with_the_first_ones_pid(data, tmp_path):
         assert holder.stdout.readline().strip() == "ready"
         with pytest.raises(ValueError,
                            match=rf"already being written by another minilottery process \(pid {holder.pid}\)"):
-            run_imp_in_folder(config(rounds=1), data, out, progress=False)
+            run_imp_in_folder(small_config(rounds=1), data, out, progress=False)
         assert not (out / "config.json").exists()  # refused before touching anything
     finally:
         holder.kill()
         holder.wait()
-    run_imp_in_folder(config(rounds=1), data, out, progress=False)  # the kernel released the dead holder's lock
+    run_imp_in_folder(small_config(rounds=1), data, out, progress=False)  # the kernel released the dead holder's lock
     assert [r["round"] for r in runs.completed_rounds(out)] == [0, 1]
 
 
@@ -200,7 +197,7 @@ def test_a_damaged_run_file_is_named_and_overwrite_starts_again(kind, finished_r
     relative, damage = DAMAGE[kind]
     run = copy_run(finished_run, tmp_path / "run")
     damage(run / relative)
-    cfg = config(rounds=2, controls=("reinit", "random_prune"))
+    cfg = small_config(rounds=2, controls=("reinit", "random_prune"))
     with pytest.raises(ValueError) as caught:
         run_imp_in_folder(cfg, data, run, progress=False)
     message = str(caught.value)
@@ -226,7 +223,7 @@ def test_summaries_of_the_wrong_shape_end_in_one_line(command, content, tmp_path
 
 def test_report_and_plot_read_a_trials_folder_in_progress(tmp_path):
     out = tmp_path / "trials"
-    cfg = config(rounds=2, controls=("reinit",))
+    cfg = small_config(rounds=2, controls=("reinit",))
     run_trials(cfg, 2, out, synthetic_loader, workers=1, progress=False, log=None)
     # seed 1 was interrupted during its last round; the aggregate of the finished trials is not written yet
     shutil.rmtree(out / "seed_1" / "round_002")
@@ -247,12 +244,12 @@ def test_the_thread_count_is_recorded_and_a_resume_with_another_warns(data, tmp_
 
     out = tmp_path / "run"
     with threadpool_limits(limits=1, user_api="blas"):
-        run_imp_in_folder(config(rounds=1), data, out, progress=False)
+        run_imp_in_folder(small_config(rounds=1), data, out, progress=False)
     recorded = runs.read_json(out / "config.json")["environment"]
     assert recorded["threads"] == 1 and recorded["blas"]
     with threadpool_limits(limits=1, user_api="blas"):  # the same settings: silent
-        run_imp_in_folder(config(rounds=2), data, out, progress=False, overwrite=True)
+        run_imp_in_folder(small_config(rounds=2), data, out, progress=False, overwrite=True)
     with threadpool_limits(limits=2, user_api="blas"), pytest.warns(RuntimeWarning, match="--threads 1 to match"):
-        run_imp_in_folder(config(rounds=2), data, out, progress=False)
+        run_imp_in_folder(small_config(rounds=2), data, out, progress=False)
     record = runs.read_json(out / "config.json")
     assert record["environment"] == recorded and [e["threads"] for e in record["resumed_with"]] == [2]

@@ -23,10 +23,8 @@ from minilottery.lab.run_folder import run_imp_in_folder
 from minilottery.lab.trials import run_trials, trial_config, trial_dir
 from minilottery.models import build_model
 from minilottery.training import TrainConfig, train
-from tests.test_imp import synthetic_data
-from tests.test_trials import SYNTHETIC_CLI, assert_same_files, synthetic_loader
+from tests.helpers import REPO, SYNTHETIC_CLI, assert_same_files, synthetic_data, synthetic_loader
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = config_from_options(model="lenet_300_100", rounds=1, iterations=20, eval_every=10, controls=(), seed=3)
 
 

@@ -19,7 +19,7 @@ from minilottery.loss import softmax_cross_entropy
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.training import NonFiniteLossError, TrainConfig, check_data, evaluate, save_metrics, train, train_step
-from tests.conftest import on_device
+from tests.helpers import on_device
 
 # These trainings are a few iterations long on purpose, so most end at chance level; the warning that says
 # so is tested in test_errors.py.

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,20 +21,9 @@ from minilottery.lab import runs
 from minilottery.lab.presets import config_from_options
 from minilottery.lab.tables import trials_csv
 from minilottery.lab.trials import aggregate, run_trials, trial_dir, trials_complete
-from tests.test_imp import synthetic_data
+from tests.helpers import REPO, SYNTHETIC_CLI, assert_same_files, synthetic_loader
 
-REPO = Path(__file__).resolve().parent.parent
 CONFIG = config_from_options(model="lenet_300_100", rounds=2, iterations=60, eval_every=20, controls="reinit", seed=3)
-
-
-def synthetic_loader():
-    """The data of every trial (module level, so worker processes can unpickle it by name)."""
-    return synthetic_data()
-
-
-def cli_synthetic_loader(dataset, data_dir):
-    """Stands in for ``minilottery.lab.commands.imp.load_data`` in the command-line tests."""
-    return synthetic_data()
 
 
 def run_small(out, config=CONFIG, trials=2, **kwargs):
@@ -58,16 +46,6 @@ def trial_files(out, seeds) -> dict[str, object]:
 
 def assert_same_trials(a, b, seeds):
     assert_same_files(trial_files(a, seeds), trial_files(b, seeds))
-
-
-def assert_same_files(files_a: dict[str, object], files_b: dict[str, object]) -> None:
-    """The same file keys, and under each a bit-identical array or an equal JSON value."""
-    assert files_a.keys() == files_b.keys()
-    for key in files_a:
-        if isinstance(files_a[key], np.ndarray):
-            np.testing.assert_array_equal(files_a[key], files_b[key], err_msg=key)
-        else:
-            assert files_a[key] == files_b[key], key
 
 
 @pytest.fixture(scope="module")
@@ -221,10 +199,6 @@ def test_killed_trials_run_resumes_with_the_same_results(tmp_path):
 
 # -- the command line -------------------------------------------------------------------------------
 
-SYNTHETIC_CLI = (
-    "import sys; import minilottery.lab.commands.imp as c; from tests.test_trials import cli_synthetic_loader; "
-    "c.load_data = cli_synthetic_loader; from minilottery.lab.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 CLI_ARGS = ["trials", "--model", "lenet_300_100", "--rounds", "2", "--iterations", "60", "--eval-every", "20",
             "--controls", "reinit", "--trials", "2", "--seed", "3", "--threads", "1", "--no-progress"]
 
