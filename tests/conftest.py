@@ -97,15 +97,25 @@ def no_data_variable(monkeypatch):
     monkeypatch.delenv("MINILOTTERY_DATA", raising=False)
 
 
+def _real_data(name: str):
+    """The real data set ``name``, never downloaded: skipped if absent, but a failure when CI is set."""
+    from minilottery.data import LOADERS, DataError
+
+    try:
+        return LOADERS[name](download=False)
+    except DataError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs {name} (set MINILOTTERY_DATA to the data root): {exc}")
+        pytest.skip(f"{name} not available: {exc}")
+
+
 @pytest.fixture(scope="session")
 def mnist_data():
     """The full MNIST data set (from MINILOTTERY_DATA): skipped if absent, but a failure when CI is set."""
-    from minilottery.data import DataError, load_mnist
+    return _real_data("mnist")
 
-    try:
-        return load_mnist(download=False)
-    except DataError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs MNIST (set MINILOTTERY_DATA): {exc}")
-        pytest.skip(f"MNIST not available: {exc}")
 
+@pytest.fixture(scope="session")
+def fashion_mnist_data():
+    """The full Fashion-MNIST data set (MINILOTTERY_DATA/fashion-mnist): skipped if absent, a failure under CI."""
+    return _real_data("fashion-mnist")

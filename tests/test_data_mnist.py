@@ -90,7 +90,7 @@ def test_uncompressed_files_load(tmp_path):
 
 
 @pytest.mark.parametrize("labels, message", [
-    (np.full(60, 10, np.uint8), "labels must be digits 0..9, found 10"),
+    (np.full(60, 10, np.uint8), "labels must be classes 0..9, found 10"),
     (np.zeros(59, np.uint8), "60 images but .* 59 labels"),
 ], ids=["out-of-range", "count-mismatch"])
 def test_bad_training_labels(tmp_path, labels, message):
@@ -178,9 +178,7 @@ def test_real_mnist_cli_check(mnist_data, capsys):
 
 
 def _real_dir() -> str:
-    from minilottery.data.paths import data_dir
-
-    return str(data_dir())
+    return str(mnist.folder())
 
 
 def _real_name(name: str) -> str:

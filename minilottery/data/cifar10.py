@@ -27,6 +27,7 @@ from minilottery.data import download as dl
 from minilottery.data.checksums import DataError, DataFile
 from minilottery.data.dataset import VALIDATION_SIZE, Dataset, split_and_scale
 from minilottery.data.fetch import DEADLINE
+from minilottery.data.paths import dataset_dir
 
 MIRRORS = ("https://www.cs.toronto.edu/~kriz/",)
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -110,6 +111,12 @@ def archive_file(md5: str = ARCHIVE_MD5) -> DataFile:
     return DataFile(ARCHIVE, MIRRORS, md5=md5, size=ARCHIVE_SIZE, fix=FORCE_HINT)
 
 
+def folder(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """CIFAR-10's folder: ``paths.dataset_dir("cifar10", data_dir)``, which also accepts an older data root that
+    holds the archive directly."""
+    return dataset_dir("cifar10", data_dir, (ARCHIVE,))
+
+
 def download(data_dir: str | os.PathLike[str] | None = None, *, force: bool = False, progress: bool = True,
              md5: str = ARCHIVE_MD5, deadline: float = DEADLINE) -> list[Path]:
     """Make sure the archive is in ``data_dir``, verified; download it if missing (or again, with ``force``).
@@ -117,7 +124,7 @@ def download(data_dir: str | os.PathLike[str] | None = None, *, force: bool = Fa
     Args:
         deadline: seconds the download may take (all mirrors together); see ``fetch.fetch``.
     """
-    return dl.download_files([archive_file(md5)], data_dir, force=force, progress=progress, deadline=deadline)
+    return dl.download_files([archive_file(md5)], folder(data_dir), force=force, progress=progress, deadline=deadline)
 
 
 def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool = True,
@@ -126,7 +133,8 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool 
     """Load CIFAR-10 as float32 images in [0, 1], with 5,000 training examples held out for validation.
 
     Args:
-        data_dir: the folder with ``cifar-10-python.tar.gz``; ``None`` asks ``paths.data_dir()``.
+        data_dir: the data root (with a ``cifar-10/`` folder) or the folder with ``cifar-10-python.tar.gz``;
+            ``None``: ``paths.dataset_dir("cifar10")`` (``$MINILOTTERY_DATA/cifar-10``, ...).
         download: fetch the archive (about 170 MB) if it is missing; ``False`` raises ``DataError`` instead.
         md5: the archive's expected MD5; defaults to the published one (tests pass their small archive's).
         validation_size, seed, recheck: as for ``mnist.load_mnist``.
@@ -135,6 +143,6 @@ def load_cifar10(data_dir: str | os.PathLike[str] | None = None, download: bool 
         Dataset with x_train (45000, 3, 32, 32), y_train (45000,), x_val (5000, 3, 32, 32), y_val (5000,),
         x_test (10000, 3, 32, 32), y_test (10000,); images float32 in [0, 1], labels int64 in 0..9.
     """
-    (path,) = dl.load_files([archive_file(md5)], data_dir, download=download, recheck=recheck)
+    (path,) = dl.load_files([archive_file(md5)], folder(data_dir), download=download, recheck=recheck)
     train_x, train_y, test_x, test_y = read_archive(path)
     return split_and_scale("cifar10", train_x, train_y, test_x, test_y, validation_size, seed)

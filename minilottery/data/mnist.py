@@ -1,5 +1,8 @@
 """MNIST: the four IDX files, checked, parsed and split 55,000 / 5,000 / 10,000.
 
+Fashion-MNIST (``fashion_mnist.py``) has the same format, names and shapes: it reuses the functions here with its
+own checksums, mirrors and sizes.
+
 IDX is a tiny format (LeCun et al.): a big-endian header, then the raw uint8 payload in row-major order.
 
     images: magic 0x00000803 (= uint8, 3 dimensions), count, rows, cols   -> 16-byte header
@@ -23,6 +26,7 @@ from minilottery.data import download as dl
 from minilottery.data.checksums import FORCE_HINT, DataError, DataFile, read_bytes, verify
 from minilottery.data.dataset import VALIDATION_SIZE, Dataset, split_and_scale
 from minilottery.data.fetch import DEADLINE
+from minilottery.data.paths import dataset_dir
 
 MNIST = Dataset  # the type load_mnist returns; CIFAR-10 shares it
 
@@ -52,6 +56,12 @@ SIZES = {
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 _FIX = f"run `{FORCE_HINT}`"
+
+
+def folder(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """MNIST's folder: ``paths.dataset_dir("mnist", data_dir)``, which also accepts an older data root that holds
+    the four files (or their decompressed copies) directly."""
+    return dataset_dir("mnist", data_dir, (*SIZES, *(name.removesuffix(".gz") for name in SIZES)))
 
 
 def parse_idx(data: bytes, magic: int, source: str = "<bytes>") -> np.ndarray:
@@ -86,7 +96,10 @@ def parse_idx(data: bytes, magic: int, source: str = "<bytes>") -> np.ndarray:
 
 
 def _size_uncompressed(path: str | os.PathLike[str]) -> int | None:
-    """The known decompressed size of an MNIST file (``.gz`` or its decompressed copy), else ``None``."""
+    """The known decompressed size of an MNIST-format file (``.gz`` or its decompressed copy), else ``None``.
+
+    Fashion-MNIST's files have MNIST's names and shapes, so the same sizes.
+    """
     name = Path(path).name
     return SIZES.get(name if name.endswith(".gz") else name + ".gz", (None, None))[1]
 
@@ -99,13 +112,17 @@ def read_idx(path: str | os.PathLike[str], magic: int) -> np.ndarray:
     return parse_idx(read_bytes(path, _size_uncompressed(path)), magic, source=str(path))
 
 
-def data_files(checksums: Mapping[str, str] | None = None) -> list[DataFile]:
+def data_files(checksums: Mapping[str, str] | None = None, *, mirrors: tuple[str, ...] | None = None,
+               sizes: Mapping[str, tuple[int, int]] | None = None, fix: str = FORCE_HINT) -> list[DataFile]:
     """The ``DataFile`` of each file ``checksums`` names (file name -> SHA-256 of its decompressed bytes; default
-    ``SHA256``), served by ``MIRRORS``, with its ``SIZES`` (``None`` for a name it does not know)."""
+    ``SHA256``), served by ``mirrors`` (default ``MIRRORS``), with its ``sizes`` (default ``SIZES``; ``None`` for
+    a name they do not know); ``fix`` is the command an error suggests."""
     checksums = SHA256 if checksums is None else checksums
-    sizes = {name: SIZES.get(name, (None, None)) for name in checksums}
-    return [DataFile(name, MIRRORS, sha256_uncompressed=sha, size=sizes[name][0], size_uncompressed=sizes[name][1])
-            for name, sha in checksums.items()]
+    mirrors = MIRRORS if mirrors is None else mirrors
+    sizes = SIZES if sizes is None else sizes
+    known = {name: sizes.get(name, (None, None)) for name in checksums}
+    return [DataFile(name, mirrors, sha256_uncompressed=sha, size=known[name][0], size_uncompressed=known[name][1],
+                     fix=fix) for name, sha in checksums.items()]
 
 
 def _read_pair(images_path: Path, labels_path: Path, images_file: DataFile, labels_file: DataFile,
@@ -117,13 +134,14 @@ def _read_pair(images_path: Path, labels_path: Path, images_file: DataFile, labe
         verify(path, file, content=content, use_cache=not recheck)
         arrays.append(parse_idx(content, magic, source=str(path)))
     images, labels = arrays
+    fix = f"run `{images_file.fix}`"
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{images_path} has {images.shape[0]} images but {labels_path} has "
-                        f"{labels.shape[0]} labels; {_FIX}")
+                        f"{labels.shape[0]} labels; {fix}")
     if images.ndim != 3:
-        raise DataError(f"{images_path}: expected (N, rows, cols) images, got shape {images.shape}; {_FIX}")
+        raise DataError(f"{images_path}: expected (N, rows, cols) images, got shape {images.shape}; {fix}")
     if labels.size and labels.max() > 9:
-        raise DataError(f"{labels_path}: labels must be digits 0..9, found {int(labels.max())}; {_FIX}")
+        raise DataError(f"{labels_path}: labels must be classes 0..9, found {int(labels.max())}; {fix}")
     return images, labels.astype(np.int64)
 
 
@@ -134,7 +152,7 @@ def download_files(data_dir: str | os.PathLike[str] | None = None, *, force: boo
     Args:
         deadline: seconds each file's download may take (all mirrors together); see ``fetch.fetch``.
     """
-    return dl.download_files(data_files(checksums), data_dir, force=force, progress=progress, deadline=deadline)
+    return dl.download_files(data_files(checksums), folder(data_dir), force=force, progress=progress, deadline=deadline)
 
 
 download = download_files  # `mnist.download(...)`; load_mnist's `download` flag shadows the name inside it
@@ -146,7 +164,8 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = 
     """Load MNIST as float32 images in [0, 1], with 5,000 training examples held out for validation.
 
     Args:
-        data_dir: the folder with the four files; ``None`` asks ``paths.data_dir()`` (``MINILOTTERY_DATA``, ...).
+        data_dir: the data root or the folder with the four files; ``None``: ``paths.dataset_dir("mnist")``
+            (``$MINILOTTERY_DATA/mnist``, ...).
         download: fetch missing files from the mirrors; ``False`` raises ``DataError`` instead.
         validation_size: training examples held out as the validation set (the paper's 5,000).
         seed: seed of the permutation that picks them (see ``dataset.split_validation``).
@@ -158,13 +177,19 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None, download: bool = 
         Dataset with x_train (55000, 1, 28, 28), y_train (55000,), x_val (5000, 1, 28, 28), y_val (5000,),
         x_test (10000, 1, 28, 28), y_test (10000,); images float32 in [0, 1], labels int64 in 0..9.
     """
-    mnist_files = data_files(checksums)  # train-images, train-labels, t10k-images, t10k-labels
-    if len(mnist_files) != 4:
-        raise ValueError(f"checksums must name the 4 MNIST files (train images, train labels, test images, "
-                         f"test labels), got {[f.name for f in mnist_files]}")
+    return load_idx_files("mnist", data_files(checksums), folder(data_dir), download, validation_size, seed, recheck)
+
+
+def load_idx_files(name: str, files: list[DataFile], dest_dir: Path, download: bool, validation_size: int, seed: int,
+                   recheck: bool) -> Dataset:
+    """The data set ``name`` from its four IDX ``files`` (train images, train labels, test images, test labels)
+    in ``dest_dir``: what ``load_mnist`` and ``fashion_mnist.load_fashion_mnist`` share."""
+    if len(files) != 4:
+        raise ValueError(f"checksums must name the 4 {name} files (train images, train labels, test images, "
+                         f"test labels), got {[f.name for f in files]}")
     # verify_existing=False: _read_pair checks each file on the bytes it reads anyway (one read, not two)
-    paths = dl.load_files(mnist_files, data_dir, download=download, verify_existing=False)
-    train_x, train_y = _read_pair(paths[0], paths[1], mnist_files[0], mnist_files[1], recheck)
-    test_x, test_y = _read_pair(paths[2], paths[3], mnist_files[2], mnist_files[3], recheck)
+    paths = dl.load_files(files, dest_dir, download=download, verify_existing=False)
+    train_x, train_y = _read_pair(paths[0], paths[1], files[0], files[1], recheck)
+    test_x, test_y = _read_pair(paths[2], paths[3], files[2], files[3], recheck)
     # (N, 28, 28) -> (N, 1, 28, 28): one channel, as the conv layers expect NCHW
-    return split_and_scale("mnist", train_x[:, None], train_y, test_x[:, None], test_y, validation_size, seed)
+    return split_and_scale(name, train_x[:, None], train_y, test_x[:, None], test_y, validation_size, seed)

@@ -1,7 +1,7 @@
 """``minilottery data``: download the data sets, or check the copies already on disk.
 
-    minilottery data download [--dataset mnist|cifar10] [--force] [--deadline SECONDS] [--data-dir DIR]
-    minilottery data check    [--dataset mnist|cifar10] [--data-dir DIR]
+    minilottery data download [--dataset mnist|fashion-mnist|cifar10] [--force] [--deadline SECONDS] [--data-dir DIR]
+    minilottery data check    [--dataset mnist|fashion-mnist|cifar10] [--data-dir DIR]
 
 ``download`` fetches what is missing (``--force``: everything again; a bad download never replaces a good
 file), each file within ``--deadline`` seconds, and deletes what killed downloads left behind. ``check``
@@ -14,9 +14,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from minilottery.data import DATASETS, DOWNLOADERS, LOADERS, DataError
+from minilottery.data import DATASETS, DOWNLOADERS, FOLDER_OF, LOADERS, DataError
 from minilottery.data.fetch import DEADLINE, check_deadline
-from minilottery.data.paths import ENV_VAR, data_dir
+from minilottery.data.paths import ENV_VAR, FOLDERS
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -32,7 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     for p in (download, check):
         p.add_argument("--dataset", choices=DATASETS, default="mnist", help="which data set (default: mnist)")
         p.add_argument("--data-dir", default=None, metavar="DIR",
-                       help=f"data folder (default: ${ENV_VAR}, else the checkout's data/, else the user cache)")
+                       help=f"the data root, or the data set's own folder (default: the data root ${ENV_VAR}, "
+                            f"else the checkout's data/, else the user cache; each data set in its folder: "
+                            f"{', '.join(f'{f}/' for f in FOLDERS.values())})")
     parser.set_defaults(func=run)
     return parser
 
@@ -47,7 +49,7 @@ def _seconds(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out ``args.data_action``; returns the exit code."""
-    folder = data_dir(args.data_dir)
+    folder = FOLDER_OF[args.dataset](args.data_dir)
     try:
         if args.data_action == "download":
             for path in DOWNLOADERS[args.dataset](folder, force=args.force, deadline=args.deadline):
