@@ -12,6 +12,7 @@ import dataclasses
 import gzip
 import hashlib
 import http.server
+import json
 import os
 import socket
 import struct
@@ -263,3 +264,70 @@ def run_data_command(argv: list[str]) -> int:
     command.register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
+
+
+# -- a fake run folder -------------------------------------------------------------------------------------------------
+
+
+# LeNet-300-100 after Flatten: Dense layers at Sequential indices 1, 3, 5.
+LENET_SHAPES = {"1.W": (300, 784), "3.W": (100, 300), "5.W": (10, 100)}
+LENET_RATES = {"1.W": 0.2, "3.W": 0.2, "5.W": 0.1}  # the paper's per-round pruning rates (output layer at half)
+FAKE_ROUNDS = 4
+
+
+def _history(final_acc: float, iterations: int = 1000, every: int = 50) -> dict:
+    it = list(range(0, iterations + 1, every))
+    # Rises from chance (10%) towards final_acc; losses fall accordingly.
+    acc = [0.1 + (final_acc - 0.1) * (1 - np.exp(-i / 60)) for i in it]
+    loss = [float(2.3 * np.exp(-i / 200) + 0.05) for i in it]
+    return {"iteration": it, "train_loss": loss, "val_loss": loss, "val_accuracy": acc, "test_loss": loss,
+            "test_accuracy": acc}
+
+
+def _arm(stop: int, acc: float, final: float) -> dict:
+    return {"early_stop_iteration": stop, "test_accuracy_at_early_stop": acc, "final_test_accuracy": final}
+
+
+def make_fake_run(run_dir: Path, rounds: int = FAKE_ROUNDS, missing_reinit_round: int = 2, random_prune=False) -> dict:
+    """A run directory as `minilottery imp` writes it (ticket + reinit; reinit missing in one round)."""
+    rng = np.random.default_rng(0)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = {"model": "lenet_300_100", "rounds": rounds, "arms": ["ticket", "reinit"]}
+    (run_dir / "config.json").write_text(json.dumps(config))
+    # Pixels near the centre are more likely to keep their connections, as in trained LeNets.
+    yy, xx = np.mgrid[:28, :28]
+    centre = np.exp(-((yy - 13.5) ** 2 + (xx - 13.5) ** 2) / 80.0).reshape(784)  # (28, 28) -> (784,)
+    scores = {n: rng.random(s) for n, s in LENET_SHAPES.items()}
+    scores["1.W"] = scores["1.W"] * (0.3 + centre)  # (300, 784) * (784,)
+    done = []
+    for r in range(rounds + 1):
+        masks, layers = {}, {}
+        for name, shape in LENET_SHAPES.items():
+            keep = round(np.prod(shape) * (1 - LENET_RATES[name]) ** r)
+            threshold = np.sort(scores[name].ravel())[::-1][keep - 1]
+            masks[name] = scores[name] >= threshold
+            layers[name] = {"remaining": int(masks[name].sum()), "total": int(np.prod(shape)),
+                            "percent": 100.0 * masks[name].mean()}
+        total = sum(v["total"] for v in layers.values())
+        percent = 100.0 * sum(v["remaining"] for v in layers.values()) / total
+        # The ticket learns faster and better down to ~20%, then degrades (the paper's Figure 4 shape).
+        better, worse = min(r, 6), max(0, r - 12)
+        arms = {"ticket": _arm(5000 - 500 * better + 600 * worse, 0.978 + 0.002 * better - 0.003 * worse,
+                               0.979 + 0.001 * better - 0.003 * worse)}
+        if r >= 1 and r != missing_reinit_round:
+            arms["reinit"] = _arm(5000 + 800 * r, 0.975 - 0.004 * r, 0.976 - 0.004 * r)
+        if r >= 1 and random_prune:
+            arms["random_prune"] = _arm(5000 + 900 * r, 0.975 - 0.005 * r, 0.976 - 0.005 * r)
+        round_json = {"round": r, "percent_remaining": percent, "layers": layers, "arms": arms}
+        rdir = run_dir / f"round_{r:03d}"
+        rdir.mkdir()
+        np.savez(rdir / "masks.npz", **masks)
+        for arm, result in arms.items():
+            (rdir / arm).mkdir()
+            metrics = dict(result, history=_history(result["final_test_accuracy"]))
+            (rdir / arm / "metrics.json").write_text(json.dumps(metrics))
+        (rdir / "round.json").write_text(json.dumps(round_json))
+        done.append(round_json)
+    summary = {"config": config, "rounds": done}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+    return summary

@@ -9,11 +9,19 @@ import sys
 import numpy as np
 import pytest
 
+from minilottery.lab import bench_sparse
 from minilottery.lab.bench import BenchConfig, run_bench
-from minilottery.lab.bench_sparse import check_same_predictions, magnitude_masks, output_fraction
+from minilottery.lab.bench_sparse import (
+    check_same_predictions,
+    magnitude_masks,
+    mismatched_predictions,
+    output_fraction,
+    sparse_row,
+)
 from minilottery.lab.bench_steps import time_per_call, training_flops
 from minilottery.lab.bench_torch import TORCH_MISSING
 from minilottery.lab.cli import main
+from minilottery.lab.sparse import SparseModel
 from minilottery.models import build_model
 
 TINY = dict(repeats=1, warmup=0, eval_batch_size=50, eval_repeats=1, peak_size=64, peak_repeats=1,
@@ -43,7 +51,8 @@ def test_run_bench_schema():
     for row in rows:
         for key, kind in SPARSE_KEYS.items():
             assert isinstance(row[key], kind), key
-        assert row["dense_images_per_s"] > 0 and row["sparse_images_per_s"] > 0 and row["predictions_identical"]
+        assert row["dense_images_per_s"] > 0 and row["sparse_images_per_s"] > 0
+        assert row["predictions_identical"] is True and row["max_abs_logit_diff"] < 1e-3
     assert rows[0]["weights_kept"] == 266_200 and rows[1]["weights_kept"] < 0.1 * 266_200
     for row in rows:  # with several cores the threaded pass is timed at its own best block size
         assert (row["sparse_threads_block"] is None) == (row["sparse_threads_images_per_s"] is None)
@@ -98,6 +107,31 @@ def test_check_same_predictions_catches_a_difference():
     check_same_predictions(logits, logits + 1e-7, "same")
     with pytest.raises(AssertionError, match="2 of 2 predictions"):
         check_same_predictions(logits, logits[:, ::-1], "swapped")
+
+
+def test_mismatched_predictions_counts_the_rows_whose_class_differs():
+    dense = np.array([[0.0, 1.0, 0.5], [2.0, 0.0, 0.0], [0.0, 0.0, 3.0]], dtype=np.float32)  # classes 1, 0, 2
+    assert mismatched_predictions(dense, dense + 0.25) == 0  # a shift keeps every argmax
+    sparse = dense.copy()
+    sparse[0, 0] = 0.75  # the first example still picks class 1 (only its smallest logit moved)
+    sparse[2, 0] = 4.0  # the third example now picks class 0
+    assert mismatched_predictions(dense, sparse) == 1
+
+
+def test_sparse_row_records_the_predictions_it_compared(monkeypatch):
+    """A planted difference (the sparse model's classes reversed) fails the row's check; with the check taken
+    out, the row itself says the predictions differ: the field is measured, not written down."""
+    forward = SparseModel.forward
+    monkeypatch.setattr(SparseModel, "forward", lambda self, x: forward(self, x)[:, ::-1])  # (n, 10), reversed
+    x = np.random.default_rng(0).random((8, 1, 28, 28), dtype=np.float32)  # (8, 1, 28, 28)
+    config = BenchConfig(sparse_repeats=1)
+    with pytest.raises(AssertionError, match="sparse LeNet at 100.0%: 8 of 8 predictions differ"):
+        sparse_row(1.0, x, "cpu", config)
+    checked = []
+    monkeypatch.setattr(bench_sparse, "check_same_predictions", lambda *args: checked.append(args[2]))
+    row = sparse_row(1.0, x, "cpu", config)
+    assert checked == ["sparse LeNet at 100.0%"]
+    assert row["predictions_identical"] is False and row["max_abs_logit_diff"] > 0
 
 
 def test_bad_options_fail_in_one_line(capsys):

@@ -27,7 +27,7 @@ import minilottery.lab.commands.imp as imp_command
 from minilottery.data import LOADERS
 from minilottery.lab.cli import main
 from minilottery.training import NonFiniteLossError
-from tests.helpers import REPO, synthetic_data, synthetic_loader
+from tests.helpers import REPO, make_fake_run, synthetic_data, synthetic_loader
 
 TRAIN = ["train", "--iterations", "4", "--eval-every", "2", "--no-progress"]
 IMP = ["imp", "--model", "lenet_300_100", "--rounds", "1", "--controls", "none", "--iterations", "4",
@@ -211,8 +211,6 @@ def test_empty_options_are_refused(no_data, monkeypatch, tmp_path, capsys, argv,
 
 
 def test_plot_refuses_an_empty_out(monkeypatch, tmp_path, capsys):
-    from tests.test_plots import make_fake_run
-
     run = tmp_path / "run"
     make_fake_run(run)
     monkeypatch.chdir(tmp_path)
@@ -272,8 +270,6 @@ def test_summary_of_the_wrong_shape_is_one_line(tmp_path, capsys, command, shape
 
 
 def test_plot_a_run_pruned_to_zero_percent(tmp_path, capsys):
-    from tests.test_plots import make_fake_run
-
     run = tmp_path / "run"
     make_fake_run(run)
 

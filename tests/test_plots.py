@@ -1,4 +1,5 @@
-"""Figures and the results table, drawn from a small fake run directory in the exact IMP format."""
+"""Figures and the results table, drawn from a small fake run directory in the exact IMP format and from
+hand-made trials; every figure's drawn data is read back from its axes and compared with the run's values."""
 
 from __future__ import annotations
 
@@ -16,69 +17,8 @@ import pytest
 from minilottery.lab import plots
 from minilottery.lab.cli import main
 from minilottery.lab.commands.report import format_csv, format_table
-
-# LeNet-300-100 after Flatten: Dense layers at Sequential indices 1, 3, 5.
-SHAPES = {"1.W": (300, 784), "3.W": (100, 300), "5.W": (10, 100)}
-RATES = {"1.W": 0.2, "3.W": 0.2, "5.W": 0.1}  # the paper's per-round pruning rates (output layer at half)
-ROUNDS = 4
-
-
-def _history(final_acc: float, iterations: int = 1000, every: int = 50) -> dict:
-    it = list(range(0, iterations + 1, every))
-    # Rises from chance (10%) towards final_acc; losses fall accordingly.
-    acc = [0.1 + (final_acc - 0.1) * (1 - np.exp(-i / 60)) for i in it]
-    loss = [float(2.3 * np.exp(-i / 200) + 0.05) for i in it]
-    return {"iteration": it, "train_loss": loss, "val_loss": loss, "val_accuracy": acc, "test_loss": loss,
-            "test_accuracy": acc}
-
-
-def _arm(stop: int, acc: float, final: float) -> dict:
-    return {"early_stop_iteration": stop, "test_accuracy_at_early_stop": acc, "final_test_accuracy": final}
-
-
-def make_fake_run(run_dir: Path, rounds: int = ROUNDS, missing_reinit_round: int = 2, random_prune=False) -> dict:
-    """A run directory as `minilottery imp` writes it (ticket + reinit; reinit missing in one round)."""
-    rng = np.random.default_rng(0)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = {"model": "lenet_300_100", "rounds": rounds, "arms": ["ticket", "reinit"]}
-    (run_dir / "config.json").write_text(json.dumps(config))
-    # Pixels near the centre are more likely to keep their connections, as in trained LeNets.
-    yy, xx = np.mgrid[:28, :28]
-    centre = np.exp(-((yy - 13.5) ** 2 + (xx - 13.5) ** 2) / 80.0).reshape(784)  # (28, 28) -> (784,)
-    scores = {n: rng.random(s) for n, s in SHAPES.items()}
-    scores["1.W"] = scores["1.W"] * (0.3 + centre)  # (300, 784) * (784,)
-    done = []
-    for r in range(rounds + 1):
-        masks, layers = {}, {}
-        for name, shape in SHAPES.items():
-            keep = round(np.prod(shape) * (1 - RATES[name]) ** r)
-            threshold = np.sort(scores[name].ravel())[::-1][keep - 1]
-            masks[name] = scores[name] >= threshold
-            layers[name] = {"remaining": int(masks[name].sum()), "total": int(np.prod(shape)),
-                            "percent": 100.0 * masks[name].mean()}
-        total = sum(v["total"] for v in layers.values())
-        percent = 100.0 * sum(v["remaining"] for v in layers.values()) / total
-        # The ticket learns faster and better down to ~20%, then degrades (the paper's Figure 4 shape).
-        better, worse = min(r, 6), max(0, r - 12)
-        arms = {"ticket": _arm(5000 - 500 * better + 600 * worse, 0.978 + 0.002 * better - 0.003 * worse,
-                               0.979 + 0.001 * better - 0.003 * worse)}
-        if r >= 1 and r != missing_reinit_round:
-            arms["reinit"] = _arm(5000 + 800 * r, 0.975 - 0.004 * r, 0.976 - 0.004 * r)
-        if r >= 1 and random_prune:
-            arms["random_prune"] = _arm(5000 + 900 * r, 0.975 - 0.005 * r, 0.976 - 0.005 * r)
-        round_json = {"round": r, "percent_remaining": percent, "layers": layers, "arms": arms}
-        rdir = run_dir / f"round_{r:03d}"
-        rdir.mkdir()
-        np.savez(rdir / "masks.npz", **masks)
-        for arm, result in arms.items():
-            (rdir / arm).mkdir()
-            metrics = dict(result, history=_history(result["final_test_accuracy"]))
-            (rdir / arm / "metrics.json").write_text(json.dumps(metrics))
-        (rdir / "round.json").write_text(json.dumps(round_json))
-        done.append(round_json)
-    summary = {"config": config, "rounds": done}
-    (run_dir / "summary.json").write_text(json.dumps(summary))
-    return summary
+from minilottery.lab.trials import aggregate
+from tests.helpers import FAKE_ROUNDS, LENET_SHAPES, make_fake_run
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +28,95 @@ def fake_run(tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_plot_run_writes_all_figures(fake_run, tmp_path):
+# -- reading the drawn data back from a figure ---------------------------------------------------------------
+
+
+def _lines(ax) -> dict[str, tuple[list[float], list[float]]]:
+    """label -> (x, y) of every labelled line drawn on ``ax`` (error-bar and helper lines are unlabelled)."""
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in ax.get_lines() if not line.get_label().startswith("_")}
+
+
+def _errorbars(ax) -> dict[str, tuple[list[float], list[float], list[float], list[float]]]:
+    """label -> (x, y, lower end, upper end) of every error-bar line on ``ax``, read from the drawn bars."""
+    found = {}
+    for bars in ax.containers:
+        line, _, (segments,) = bars.lines  # the data line, the caps, the vertical bars
+        ends = segments.get_segments()  # one [[x, low], [x, high]] per point
+        assert [float(end[0][0]) for end in ends] == list(line.get_xdata())  # each bar stands at its point
+        found[bars.get_label()] = (list(line.get_xdata()), list(line.get_ydata()),
+                                   [float(end[0][1]) for end in ends], [float(end[1][1]) for end in ends])
+    return found
+
+
+def _band(collection, xs) -> tuple[list[float], list[float]]:
+    """(lower, upper) edge at each of ``xs`` of a ``fill_between`` band, from its polygon's vertices."""
+    vertices = np.concatenate([path.vertices for path in collection.get_paths()])  # (points, 2)
+    edges = [vertices[vertices[:, 0] == x, 1] for x in xs]
+    return [float(e.min()) for e in edges], [float(e.max()) for e in edges]
+
+
+def _arm_values(summary: dict, arm: str, key: str, scale: float) -> tuple[list[float], list[float]]:
+    """(percent remaining, scale * value) of every round where ``arm`` ran, straight from the summary dict."""
+    rounds = [r for r in summary["rounds"] if arm in r["arms"]]
+    return [r["percent_remaining"] for r in rounds], [scale * r["arms"][arm][key] for r in rounds]
+
+
+def check_metric_figures(figures: dict, summary: dict) -> None:
+    """accuracy_vs_weights and early_stop_vs_weights draw each arm's values and the dense one (a single run)."""
+    for name, key, scale in (("accuracy_vs_weights", "test_accuracy_at_early_stop", 100.0),
+                             ("early_stop_vs_weights", "early_stop_iteration", 1.0)):
+        lines = _lines(figures[name].axes[0])
+        assert set(lines) == {"winning ticket (original init)", "random reinit", "dense network"}, name
+        assert lines["winning ticket (original init)"] == _arm_values(summary, "ticket", key, scale), name
+        assert lines["random reinit"] == _arm_values(summary, "reinit", key, scale), name
+        dense = scale * summary["rounds"][0]["arms"]["ticket"][key]
+        assert lines["dense network"][1] == [dense, dense], name
+
+
+def check_learning_curves(fig, run_dir: Path, rounds: list[int]) -> None:
+    """One line per (round, arm) with metrics.json, the ticket solid and the reinit dashed, y = 100 * accuracy."""
+    expected = []
+    for number in rounds:
+        for arm, style in (("ticket", "-"), ("reinit", "--")):
+            path = run_dir / f"round_{number:03d}" / arm / "metrics.json"
+            if path.is_file():
+                history = json.loads(path.read_text())["history"]
+                expected.append((history["iteration"], [100.0 * a for a in history["test_accuracy"]], style))
+    drawn = [(list(line.get_xdata()), list(line.get_ydata()), line.get_linestyle()) for line in fig.axes[0].lines]
+    assert drawn == expected
+
+
+def check_first_layer_mask(fig, run_dir: Path, name: str, rounds: list[int]) -> None:
+    """Each panel shows the connections kept per input pixel: the column sums of that round's mask, 28 x 28."""
+    panels = [ax for ax in fig.axes if ax.images]  # the colour bars are axes without images
+    assert [ax.get_title().split("\n")[0] for ax in panels] == [f"round {r}" for r in rounds]
+    for ax, number in zip(panels, rounds):
+        mask = np.load(run_dir / f"round_{number:03d}" / "masks.npz")[name]  # (300, 784) bool
+        np.testing.assert_array_equal(ax.images[0].get_array(), mask.sum(axis=0).reshape(28, 28))
+
+
+def check_layer_percent(fig, summary: dict) -> None:
+    """One line per layer (percent of its weights left, by round) and the whole network's."""
+    lines = _lines(fig.axes[0])
+    numbers = [r["round"] for r in summary["rounds"]]
+    for name, shape in LENET_SHAPES.items():
+        label = f"{name} ({int(np.prod(shape)):,} weights)"
+        assert lines[label] == (numbers, [r["layers"][name]["percent"] for r in summary["rounds"]]), name
+    assert lines["whole network"] == (numbers, [r["percent_remaining"] for r in summary["rounds"]])
+    assert len(lines) == len(LENET_SHAPES) + 1
+
+
+def test_plot_run_writes_all_figures(fake_run, tmp_path, monkeypatch):
+    figures, save = {}, plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, out, name: save(figures.setdefault(name, fig), out, name))
     paths = plots.plot_run(fake_run, tmp_path / "figs")
+    summary = json.loads((fake_run / "summary.json").read_text())
+    assert sorted(figures) == sorted(plots.FIGURES)
+    check_metric_figures(figures, summary)
+    check_learning_curves(figures["learning_curves"], fake_run, [0, 3, 4])  # closest to 100, 51.3, 21.1 .. 3.6%
+    check_first_layer_mask(figures["first_layer_mask"], fake_run, "1.W", [1, 2, 3, 4])
+    check_layer_percent(figures["layer_percent_by_round"], summary)
     assert sorted(p.name for p in paths) == sorted(f"{n}.{e}" for n in plots.FIGURES for e in ("png", "pdf"))
     for path in paths:
         assert path.stat().st_size > 1000, path
@@ -102,9 +129,9 @@ def test_plot_run_writes_all_figures(fake_run, tmp_path):
 
 def test_plot_run_default_dir_and_summary_fallback(tmp_path):
     """Without summary.json (a run in progress) the rounds come from round_*/round.json."""
-    make_fake_run(tmp_path)
+    summary = make_fake_run(tmp_path)
     (tmp_path / "summary.json").unlink()
-    assert len(plots.load_summary(tmp_path)["rounds"]) == ROUNDS + 1
+    assert plots.load_summary(tmp_path)["rounds"] == summary["rounds"]
     paths = plots.plot_run(tmp_path)
     assert all(p.parent == tmp_path / "figures" for p in paths) and len(paths) == 10
 
@@ -112,14 +139,110 @@ def test_plot_run_default_dir_and_summary_fallback(tmp_path):
 def test_plots_handle_ticket_only_and_single_round(fake_run):
     summary = plots.load_summary(fake_run)
     one = {"config": {}, "rounds": [summary["rounds"][0]]}  # the dense network only, no control arm
-    for fig in (plots.plot_accuracy_vs_weights(one), plots.plot_early_stop_vs_weights(one),
-                plots.plot_layer_percent_by_round(one), plots.plot_learning_curves(one, {})):
+    dense = summary["rounds"][0]["arms"]["ticket"]
+    figures = {"accuracy": plots.plot_accuracy_vs_weights(one), "stop": plots.plot_early_stop_vs_weights(one),
+               "layers": plots.plot_layer_percent_by_round(one), "curves": plots.plot_learning_curves(one, {})}
+    for fig in figures.values():
         fig.savefig(io.BytesIO(), format="png")
+    accuracy = 100.0 * dense["test_accuracy_at_early_stop"]
+    assert _lines(figures["accuracy"].axes[0]) == {"winning ticket (original init)": ([100.0], [accuracy]),
+                                                   "dense network": ([0, 1], [accuracy, accuracy])}
+    stop = dense["early_stop_iteration"]
+    assert _lines(figures["stop"].axes[0]) == {"winning ticket (original init)": ([100.0], [stop]),
+                                               "dense network": ([0, 1], [stop, stop])}
+    check_layer_percent(figures["layers"], one)
+    curves = figures["curves"].axes[0]
+    assert len(curves.lines) == 0 and [t.get_text() for t in curves.texts] == ["no learning curves in this run"]
     ticket_only = {"config": {}, "rounds": [dict(r, arms={"ticket": r["arms"]["ticket"]}) for r in summary["rounds"]]}
     assert plots.arms_in(ticket_only) == ["ticket"]
-    plots.plot_accuracy_vs_weights(ticket_only).savefig(io.BytesIO(), format="png")
+    fig = plots.plot_accuracy_vs_weights(ticket_only)
+    fig.savefig(io.BytesIO(), format="png")
+    lines = _lines(fig.axes[0])
+    assert set(lines) == {"winning ticket (original init)", "dense network"}
+    ticket = _arm_values(summary, "ticket", "test_accuracy_at_early_stop", 100.0)
+    assert lines["winning ticket (original init)"] == ticket
     # A conv first layer has no 28x28 picture.
     assert plots.plot_first_layer_mask({1: np.ones((8, 1, 3, 3))}) is None
+
+
+# -- trials: the mean with error bars from the minimum to the maximum ------------------------------------------
+
+# Three trials' (early-stop iteration, accuracy at early stop) per round and arm. The accuracies are multiples of
+# 1/256 whose mean is one too, so every mean, min and max, and 100 times it, is exact in binary floating point.
+TRIAL_ARMS = [
+    {0: {"ticket": (4000, 248)}, 1: {"ticket": (3000, 250), "reinit": (5000, 240)}},
+    {0: {"ticket": (4600, 250)}, 1: {"ticket": (3600, 254), "reinit": (5300, 241)}},
+    {0: {"ticket": (5800, 255)}, 1: {"ticket": (4800, 255), "reinit": (6200, 248)}},
+]
+TRIAL_PERCENTS = (100.0, 80.0)
+
+
+def _trial_summary(seed: int, arms: dict) -> dict:
+    """One trial's summary (the shape ``runs.load_summary`` reads) from {round: {arm: (stop, accuracy * 256)}}."""
+    return {"config": {"model": "lenet_300_100", "seed": seed, "controls": ["reinit"]},
+            "rounds": [{"round": r, "percent_remaining": TRIAL_PERCENTS[r],
+                        "arms": {arm: {"early_stop_iteration": stop, "test_accuracy_at_early_stop": acc / 256,
+                                       "final_test_accuracy": acc / 256} for arm, (stop, acc) in by_arm.items()}}
+                       for r, by_arm in arms.items()]}
+
+
+@pytest.fixture(scope="module")
+def trials_summary() -> dict:
+    return aggregate([_trial_summary(seed, arms) for seed, arms in enumerate(TRIAL_ARMS)])
+
+
+def test_trials_error_bars_span_min_to_max(trials_summary):
+    """Each point is the mean over the three trials, its bar runs from their minimum to their maximum."""
+    bars = _errorbars(plots.plot_accuracy_vs_weights(trials_summary).axes[0])
+    assert bars == {  # (percent, mean, min, max) of 248, 250, 255 / 256 and of 250, 254, 255 / 256, times 100
+        "winning ticket (original init)": ([100.0, 80.0], [100 * 251 / 256, 100 * 253 / 256],
+                                           [100 * 248 / 256, 100 * 250 / 256], [100 * 255 / 256, 100 * 255 / 256]),
+        "random reinit": ([80.0], [100 * 243 / 256], [100 * 240 / 256], [100 * 248 / 256]),
+    }
+    bars = _errorbars(plots.plot_early_stop_vs_weights(trials_summary).axes[0])
+    assert bars == {"winning ticket (original init)": ([100.0, 80.0], [4800.0, 3800.0], [4000.0, 3000.0],
+                                                       [5800.0, 4800.0]),
+                    "random reinit": ([80.0], [5500.0], [5000.0], [6200.0])}
+
+
+def test_trials_dense_line_is_the_mean_and_its_band_the_range(trials_summary):
+    ax = plots.plot_accuracy_vs_weights(trials_summary).axes[0]
+    assert _lines(ax)["dense network"][1] == [100 * 251 / 256] * 2
+    (band,) = ax.patches
+    assert (band.get_y(), band.get_y() + band.get_height()) == (100 * 248 / 256, 100 * 255 / 256)
+    assert "mean of 3 trials, min-max range" in ax.get_title()
+
+
+# Three trials' test accuracy * 256 at iterations 0, 50, 100, per round and arm; the third trial's round 1
+# ticket stopped after two evaluations, so the mean there covers only the first two.
+TRIAL_CURVES = [
+    {0: {"ticket": [26, 230, 248]}, 1: {"ticket": [26, 240, 250], "reinit": [25, 200, 210]}},
+    {0: {"ticket": [25, 233, 250]}, 1: {"ticket": [26, 242, 254], "reinit": [25, 203, 213]}},
+    {0: {"ticket": [27, 236, 255]}, 1: {"ticket": [26, 244], "reinit": [25, 206, 216]}},
+]
+
+
+def test_trials_learning_curves_are_means_with_min_max_bands(tmp_path, trials_summary):
+    (tmp_path / "trials.json").write_text(json.dumps({"config": {}, "seeds": [0, 1, 2]}))
+    for seed, rounds in enumerate(TRIAL_CURVES):
+        for number, arms in rounds.items():
+            for arm, acc in arms.items():
+                folder = tmp_path / f"seed_{seed}" / f"round_{number:03d}" / arm
+                folder.mkdir(parents=True)
+                history = {"iteration": [0, 50, 100][:len(acc)], "test_accuracy": [a / 256 for a in acc]}
+                (folder / "metrics.json").write_text(json.dumps({"history": history}))
+    histories = plots.load_histories(tmp_path)
+    expected = [  # (round, arm) -> iterations, mean, min, max (times 256)
+        ([0, 50, 100], [26, 233, 251], [25, 230, 248], [27, 236, 255], "-"),  # round 0, ticket
+        ([0, 50], [26, 242], [26, 240], [26, 244], "-"),  # round 1, ticket: the evaluations all three reached
+        ([0, 50, 100], [25, 203, 213], [25, 200, 210], [25, 206, 216], "--"),  # round 1, reinit
+    ]
+    ax = plots.plot_learning_curves(trials_summary, histories, rounds=[0, 1]).axes[0]
+    assert len(ax.lines) == len(ax.collections) == len(expected)
+    for line, band, (its, mean, low, high, style) in zip(ax.lines, ax.collections, expected):
+        assert list(line.get_xdata()) == its and line.get_linestyle() == style
+        assert list(line.get_ydata()) == [100.0 * (a / 256) for a in mean]
+        assert _band(band, its) == ([100.0 * (a / 256) for a in low], [100.0 * (a / 256) for a in high])
 
 
 def test_reading_a_run_needs_no_matplotlib(fake_run):
@@ -162,15 +285,15 @@ def test_report_table_shows_the_numbers(fake_run):
 def test_report_csv_parses(fake_run, capsys):
     assert main(["report", str(fake_run), "--csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [int(r["round"]) for r in rows] == list(range(ROUNDS + 1))
+    assert [int(r["round"]) for r in rows] == list(range(FAKE_ROUNDS + 1))
     assert float(rows[1]["ticket_test_accuracy_at_early_stop"]) == pytest.approx(0.98)
     assert rows[2]["reinit_early_stop_iteration"] == "" and rows[3]["reinit_early_stop_iteration"] == "7400"
-    assert format_csv(plots.load_summary(fake_run)).count("\n") == ROUNDS + 2
+    assert format_csv(plots.load_summary(fake_run)).count("\n") == FAKE_ROUNDS + 2
 
 
 def test_report_json(fake_run, capsys):
     assert main(["report", str(fake_run), "--json"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["rounds"]) == ROUNDS + 1
+    assert len(json.loads(capsys.readouterr().out)["rounds"]) == FAKE_ROUNDS + 1
 
 
 def _cli(*args) -> subprocess.CompletedProcess:

@@ -117,6 +117,7 @@ def sparse_row(fraction: float, x: Any, device: str, config: BenchConfig) -> dic
     sparse = SparseModel.from_model(model, block_size=sparse_block)
     sparse_logits = backend.to_numpy(sparse.forward(x))  # (n, 10)
     check_same_predictions(dense_logits, sparse_logits, f"sparse LeNet at {fraction:.1%}")
+    mismatched = mismatched_predictions(dense_logits, sparse_logits)  # the row records what was compared
     kept = sum(sparse.nnz().values())
     total = sum(int(np.prod(model.parameters()[w].shape)) for w in weight_names(model))
     return {
@@ -134,13 +135,18 @@ def sparse_row(fraction: float, x: Any, device: str, config: BenchConfig) -> dic
         "speedup": sparse_rate / dense_rate,
         "speedup_threads": None if threads_rate is None else threads_rate / dense_rate,
         "max_abs_logit_diff": float(np.abs(dense_logits - sparse_logits).max()),
-        "predictions_identical": True,
+        "predictions_identical": mismatched == 0,
     }
+
+
+def mismatched_predictions(dense_logits: np.ndarray, sparse_logits: np.ndarray) -> int:
+    """How many of the (n, classes) logits' rows pick a different class (argmax) in the two models."""
+    return int((dense_logits.argmax(axis=1) != sparse_logits.argmax(axis=1)).sum())
 
 
 def check_same_predictions(dense_logits: np.ndarray, sparse_logits: np.ndarray, what: str) -> None:
     """Raises AssertionError unless both give the same class for every example and allclose logits (float32)."""
-    mismatched = int((dense_logits.argmax(axis=1) != sparse_logits.argmax(axis=1)).sum())
+    mismatched = mismatched_predictions(dense_logits, sparse_logits)
     if mismatched:
         raise AssertionError(f"{what}: {mismatched} of {len(dense_logits)} predictions differ from the dense model's")
     scale = max(1.0, float(np.abs(dense_logits).max()))
