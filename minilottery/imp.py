@@ -250,7 +250,7 @@ def train_round(
     label = f"round {index}" if last is None else f"round {index}/{last}"
     snapshot_at = (k,) if index == 0 and k is not None else ()
     arms = {}
-    arms["ticket"], snapshots = _train_arm(config, data, start, masks, device, progress, f"{label} ticket",
+    arms["ticket"], snapshots = train_arm(config, data, start, masks, device, progress, f"{label} ticket",
                                            snapshot_at)
     for control in config.controls if index > 0 else ():
         if control == "reinit":  # same masks, a fresh random initialisation θ0'
@@ -260,11 +260,11 @@ def train_round(
         else:  # random_prune: as many weights per layer as the ticket, chosen at random; the ticket's start
             arm_start = start
             arm_masks = random_prune(masks, np.random.default_rng([config.seed, RANDOM_PRUNE_STREAM, index]))
-        arms[control], _ = _train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}")
+        arms[control], _ = train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}")
     return RoundResult(index, masks, arms, _round_info(index, masks, arms)), snapshots.get(k)
 
 
-def _train_arm(
+def train_arm(
     config: IMPConfig, data: Any, start: dict[str, np.ndarray], masks: dict[str, np.ndarray], device: str,
     progress: bool, desc: str, snapshot_at: tuple[int, ...] = (),
 ) -> tuple[ArmResult, dict[int, dict[str, np.ndarray]]]:
@@ -332,4 +332,4 @@ def _round_info(index: int, masks: dict[str, np.ndarray], arms: dict[str, ArmRes
 
 
 __all__ = ["ARMS", "ARM_METRICS", "CONTROLS", "REINIT_SEED_OFFSET", "RANDOM_PRUNE_STREAM", "IMPConfig", "ArmResult",
-           "RoundResult", "IMPResult", "RunStore", "run_imp", "train_round", "next_masks", "stop_reason"]
+           "RoundResult", "IMPResult", "RunStore", "run_imp", "train_round", "train_arm", "next_masks", "stop_reason"]

@@ -23,7 +23,7 @@ from minilottery.files import TMP_SUFFIX
 from minilottery.training import NonFiniteLossError
 
 # Order here is the order of ``minilottery --help``.
-COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "data", "bench"]
+COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "transfer", "data", "bench"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,5 +46,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     """--device, --data-dir, --no-progress: where a command computes, reads its data, and whether it shows bars."""
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
     parser.add_argument("--data-dir", default=None, metavar="DIR",
-                        help="data folder (default: $MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
+                        help="the data root (one folder per data set), or the data set's own folder (default: "
+                             "$MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
