@@ -331,3 +331,67 @@ def make_fake_run(run_dir: Path, rounds: int = FAKE_ROUNDS, missing_reinit_round
     summary = {"config": config, "rounds": done}
     (run_dir / "summary.json").write_text(json.dumps(summary))
     return summary
+
+
+# -- pausing a child process at a known point, to kill it there -------------------------------------------------------
+
+PAUSED = "minilottery tests: paused after round"  # the line pause_after_round prints
+
+
+def pause_after_round(index: int) -> None:
+    """In this process, from now on: once a run folder has saved round ``index``, print ``PAUSED <index>`` to
+    stdout (flushed) and block for good, so that a test reading that line knows the round is on disk and the
+    process is still running, and can kill -9 it there without watching the clock."""
+    from minilottery.lab.run_folder import RunFolder
+
+    save_round = RunFolder.save_round
+    if getattr(save_round, "pauses_after", None) is not None:  # a trials worker calls its loader once per trial
+        return
+
+    def save_then_pause(self, rnd):
+        save_round(self, rnd)
+        if rnd.index == index:
+            print(f"{PAUSED} {index}", flush=True)
+            threading.Event().wait()  # until killed
+
+    save_then_pause.pauses_after = index
+    RunFolder.save_round = save_then_pause
+
+
+def synthetic_loader_paused_after_round(index: int) -> Dataset:
+    """``synthetic_loader`` that first makes this process pause after round ``index`` (``pause_after_round``):
+    the loader of a trials run, as ``functools.partial(synthetic_loader_paused_after_round, index)``, so that
+    every spawned worker process installs the pause itself."""
+    pause_after_round(index)
+    return synthetic_data()
+
+
+def cli_paused_after_round(index: int, synthetic: bool = True) -> list[str]:
+    """``[python, "-c", script]`` running the ``minilottery`` command (on ``synthetic_data`` unless ``synthetic``
+    is False) that pauses for good once round ``index`` is saved; append the command's arguments."""
+    import sys
+
+    plain = "import sys; from minilottery.lab.cli import main; sys.exit(main(sys.argv[1:]))"
+    cli = SYNTHETIC_CLI if synthetic else plain
+    return [sys.executable, "-c", f"from tests.helpers import pause_after_round; pause_after_round({index}); {cli}"]
+
+
+def read_until_paused(proc, stderr_path: Path, hang_guard_seconds: float = 600) -> None:
+    """Reads the child ``proc``'s stdout (a text pipe) line by line until the line ``pause_after_round`` prints;
+    the child then stays paused until it is killed. Fails with the child's stderr (sent to the file
+    ``stderr_path``, so that no pipe fills up) if its stdout ends first.
+
+    ``hang_guard_seconds`` only keeps a broken test from hanging the suite (the child is killed, its stdout
+    ends, and the test fails); it is far above the few seconds a healthy child takes, and times nothing.
+    """
+    guard = threading.Timer(hang_guard_seconds, proc.kill)
+    guard.start()
+    try:
+        for line in proc.stdout:
+            if line.startswith(PAUSED):
+                return
+    finally:
+        guard.cancel()
+    proc.wait()
+    raise AssertionError(f"the child ended (exit code {proc.returncode}) before pausing; its stderr: "
+                         f"{stderr_path.read_text()}")

@@ -37,9 +37,9 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import multiprocessing
+import multiprocessing.connection
 import os
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -141,21 +141,36 @@ def _trial_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _exit_with_parent(parent: int) -> None:
+def _exit_with_parent(lifeline: multiprocessing.connection.Connection) -> None:
     """Process-pool initializer: ends this worker when the process that started it dies (even by kill -9),
-    so that a resumed run never races a trial left running by the killed one."""
+    so that a resumed run never races a trial left running by the killed one.
+
+    ``lifeline`` is the read end of a pipe whose write end only the parent holds and never writes to. When the
+    parent dies, the kernel closes that end, and the read here ends at once (EOFError): no polling, no delay.
+    """
     def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
+        try:
+            lifeline.recv()  # blocks for the parent's lifetime: nothing is ever sent
+        except EOFError:
+            pass
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def process_pool(workers: int) -> concurrent.futures.ProcessPoolExecutor:
-    """A pool of ``workers`` fresh processes ("spawn": nothing inherited from this one but its arguments)."""
-    return concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                                  initializer=_exit_with_parent, initargs=(os.getpid(),))
+@contextlib.contextmanager
+def process_pool(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
+    """A pool of ``workers`` fresh processes ("spawn": nothing inherited from this one but its arguments), each
+    of which ends when this process dies (``_exit_with_parent``); the pool shuts down on exit."""
+    context = multiprocessing.get_context("spawn")
+    lifeline, held_by_parent = context.Pipe(duplex=False)  # (read end, write end)
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                    initializer=_exit_with_parent, initargs=(lifeline,)) as pool:
+            yield pool
+    finally:
+        held_by_parent.close()  # only after the shutdown has joined the workers: closing it ends them
+        lifeline.close()
 
 
 # -- many trials ------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from minilottery.lab.tables import format_table
 
 DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
                 'pip install "minilottery[dask]"')
+CONNECT_TIMEOUT = "10s"  # how long --scheduler tries to reach the Dask scheduler before giving up
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -60,11 +61,17 @@ def dask_executor(address: str) -> Iterator[Any]:
     except ImportError:
         raise ValueError(DASK_MISSING) from None
     try:
-        client = Client(address, timeout="10s")
+        client = Client(address, timeout=CONNECT_TIMEOUT)
     except OSError as exc:
         raise ValueError(f"--scheduler {address}: cannot reach a Dask scheduler there ({exc})") from None
     with client:
         yield client.get_executor(pure=False)  # pure=False: never reuse a result by its arguments' hash
+
+
+def default_workers(trials: int, threads_per_trial: int) -> int:
+    """``--workers`` when it is not given: a process per trial, but no more than fit the cores at
+    ``threads_per_trial`` BLAS threads each (workers * threads <= cores), and at least one."""
+    return min(trials, max(1, (os.cpu_count() or 1) // threads_per_trial))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,8 +86,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--scheduler is empty; give the Dask scheduler's HOST:PORT, or leave --scheduler out "
                          "to run on local processes")
     n_threads = threads.resolve(args.threads)
-    workers = args.workers if args.workers is not None else \
-        min(args.trials, max(1, (os.cpu_count() or 1) // n_threads))  # workers * threads <= cores
+    workers = args.workers if args.workers is not None else default_workers(args.trials, n_threads)
     device = backend.use(args.device).name if args.device else backend.default_device()
     check_out_dir(args.out)  # a file, a read-only or full disk at --out fails now, before any trial starts
     # The workers read the data themselves: give them an absolute folder (a Dask worker's cwd is its own).
