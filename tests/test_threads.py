@@ -49,6 +49,7 @@ COMMANDS = {
     "train": ["train", "--out", "x"],
     "imp": ["imp", "--out", "x"],
     "trials": ["trials", "--out", "x"],
+    "transfer": ["transfer", "source-run", "--dataset", "mnist", "--out", "x"],
     "bench": ["bench"],
 }
 

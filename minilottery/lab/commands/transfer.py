@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from minilottery.lab import runs
     from minilottery.lab.transfer import SourceRun, format_transfer, plot_transfer, run_transfer
 
+    n_threads = threads.resolve(args.threads)  # options first, then the folders they name
     source = SourceRun.read(args.source_run)  # a folder that is not a run: one line, before any data loads
     dataset = args.dataset
     if args.target_run is not None:
@@ -64,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         dataset = target_dataset
     if dataset is None:
         raise ValueError("give the target data set: --dataset NAME or --target-run RUN")
-    n_threads = threads.resolve(args.threads)
     device = backend.use(args.device).name if args.device else backend.default_device()
     out = check_out_dir(args.out)
     data = LOADERS[dataset](args.data_dir)
