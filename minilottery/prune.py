@@ -214,11 +214,12 @@ def masked_weights(weights: Mapping[str, Any], masks: Mapping[str, Any]) -> dict
     """``weights`` with every masked weight set to ``w * mask`` (host arrays; names without a mask are copied).
 
     The lottery-ticket reset (Section 2, step 4): survivors take their original values, the pruned are 0.
+    Weights and masks may be host or device arrays; both are read on the host.
     """
     out = {}
     for name, w in weights.items():
         w = to_numpy(w)
-        out[name] = (w * masks[name]).astype(w.dtype) if name in masks else w.copy()
+        out[name] = (w * to_numpy(masks[name])).astype(w.dtype) if name in masks else w.copy()
     return out
 
 

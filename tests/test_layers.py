@@ -48,11 +48,11 @@ def test_dense_matches_formula_and_pytorch_layout():
     np.testing.assert_allclose(layer.forward(x), x @ layer.params["W"].T + layer.params["b"], rtol=1e-6)
 
 
-def test_maxpool_forward_and_tie_routing():
+def test_maxpool_forward_and_tie_routing(device):
     x = np.array([[[[1.0, 5.0, 2.0, 2.0], [3.0, 4.0, 2.0, 2.0]]]], dtype=np.float32)  # (1, 1, 2, 4)
     pool = MaxPool2d(2)
-    np.testing.assert_array_equal(pool.forward(x), [[[[5.0, 2.0]]]])
-    dx = pool.backward(np.ones((1, 1, 1, 2), dtype=np.float32))
+    np.testing.assert_array_equal(to_numpy(pool.forward(to_device(x, device))), [[[[5.0, 2.0]]]])
+    dx = to_numpy(pool.backward(to_device(np.ones((1, 1, 1, 2), dtype=np.float32), device)))
     # the first maximum of a tied window gets the whole gradient, never split or duplicated
     np.testing.assert_array_equal(dx, [[[[0, 1, 1, 0], [0, 0, 0, 0]]]])
 
@@ -221,16 +221,17 @@ def test_loss_rejects_mismatched_labels():
         softmax_cross_entropy(np.zeros((3, 10)), np.zeros(4, dtype=int))
 
 
-def test_backward_without_input_grad_gives_the_same_parameter_gradients():
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(device):
     rng = np.random.default_rng(7)
     model = Sequential(Flatten(), Dense(16, 5, rng=rng), ReLU(), Dense(5, 3, rng=rng))
     conv_model = Sequential(Conv2d(1, 2, 3, padding=1, rng=rng), ReLU(), Flatten(), Dense(2 * 16, 3, rng=rng))
-    x = rng.standard_normal((4, 1, 4, 4)).astype(np.float32)
-    for m in (model, conv_model):
-        _, d = softmax_cross_entropy(m.forward(x), np.array([0, 1, 2, 0]))
+    x = to_device(rng.standard_normal((4, 1, 4, 4)).astype(np.float32), device)
+    y = to_device(np.array([0, 1, 2, 0]), device)
+    for m in (on_device(model, device), on_device(conv_model, device)):
+        _, d = softmax_cross_entropy(m.forward(x), y)
         assert m.backward(d) is not None
-        full = {k: v.copy() for k, v in m.gradients().items()}
+        full = {k: to_numpy(v).copy() for k, v in m.gradients().items()}  # to_numpy of a host array is itself
         m.forward(x)
         assert m.backward(d, input_grad=False) is None
         for name, grad in m.gradients().items():
-            np.testing.assert_array_equal(grad, full[name])
+            np.testing.assert_array_equal(to_numpy(grad), full[name])

@@ -4,7 +4,7 @@
 import numpy as np
 import pytest
 
-from minilottery.backend import to_device, to_numpy
+from minilottery.backend import device_of, to_device, to_numpy
 from minilottery.layers import Conv2d, Dense, Flatten, ReLU, Sequential
 from minilottery.loss import softmax_cross_entropy
 from minilottery.optim import OPTIMIZERS, SGD, Adam, make_optimizer
@@ -25,11 +25,13 @@ def _tiny_model(masked, dtype=np.float32):
 
 
 def _set_quadratic_grads(model, targets):
-    """Sets layer grads (unmasked, so the optimizer alone must apply the mask) for the bowl around targets."""
+    """Sets layer grads (unmasked, so the optimizer alone must apply the mask) for the bowl around targets
+    (host arrays, moved to the parameters' device)."""
     layer = model.layers[0]
     for key in ("W", "b"):
         p = layer.params[key]
-        layer.grads[key] = (CURVATURE[f"0.{key}"] * (p - targets[f"0.{key}"])).astype(p.dtype)
+        target = to_device(targets[f"0.{key}"], device_of(p))
+        layer.grads[key] = (CURVATURE[f"0.{key}"] * (p - target)).astype(p.dtype)
 
 
 def _reference(kind, opts, params, masks, targets, steps):
@@ -53,7 +55,7 @@ def _reference(kind, opts, params, masks, targets, steps):
                     update = buf[k] if mu else d
                 params[k] = (p - LR * update) * mask
             else:
-                b1, b2, eps = 0.9, 0.999, 1e-8
+                (b1, b2), eps = opts.get("betas", (0.9, 0.999)), opts.get("eps", 1e-8)
                 m[k] = b1 * m[k] + (1 - b1) * d
                 v2[k] = b2 * v2[k] + (1 - b2) * d * d
                 m_hat, v_hat = m[k] / (1 - b1**t), v2[k] / (1 - b2**t)
@@ -70,6 +72,8 @@ CASES = [
     ("sgd", {"momentum": 0.8, "nesterov": True, "weight_decay": 0.05}),
     ("adam", {}),
     ("adam", {"weight_decay": 0.05}),
+    ("adam", {"betas": (0.8, 0.99), "eps": 1e-6}),
+    ("adam", {"betas": (0.5, 0.9), "eps": 1e-3, "weight_decay": 0.05}),
 ]
 
 
@@ -82,18 +86,20 @@ TOLERANCES = {np.float64: (1e-10, 0.0), np.float32: (1e-6, 1e-7)}
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("masked", [False, True], ids=["dense", "masked"])
 @pytest.mark.parametrize("kind,opts", CASES, ids=[f"{k}-{'-'.join(o) or 'plain'}" for k, o in CASES])
-def test_update_matches_hand_computed_reference(kind, opts, masked, dtype):
-    model = _tiny_model(masked, dtype)
+def test_update_matches_hand_computed_reference(device, kind, opts, masked, dtype):
+    host_model = _tiny_model(masked, dtype)
     targets = {"0.W": np.array([[1.0, 1.0, -1.0], [0.0, 2.0, 0.5]]), "0.b": np.array([-0.5, 0.5])}
-    start = model.state_dict()
-    masks = {k: v.astype(np.float64) for k, v in model.masks().items()}
+    start = host_model.state_dict()
+    masks = {k: v.astype(np.float64) for k, v in host_model.masks().items()}
     expected = _reference(kind, opts, start, masks, targets, steps=3)
+    model = on_device(host_model, device)
     opt = make_optimizer(kind, model, LR, **opts)
     for _ in range(3):
         _set_quadratic_grads(model, targets)
         opt.step()
     rtol, atol = TOLERANCES[dtype]
     for name, value in model.parameters().items():
+        value = to_numpy(value)
         assert value.dtype == dtype
         np.testing.assert_allclose(value, expected[name], rtol=rtol, atol=atol, err_msg=name)
         assert not np.array_equal(value, start[name]), f"{name} did not move"
@@ -158,21 +164,23 @@ def test_pruned_weights_stay_exactly_zero_while_training(device, kind, opts, sta
 
 
 @pytest.mark.parametrize("kind", OPTIMIZERS)
-def test_optimizer_masks_gradient_itself(kind):
+def test_optimizer_masks_gradient_itself(device, kind):
     """Even a gradient that backward did not mask (e.g. a hand-set one) leaves pruned weights and state at 0."""
-    model = _tiny_model(masked=True)
-    mask = model.masks()["0.W"] == 0
+    host_model = _tiny_model(masked=True)
+    mask = host_model.masks()["0.W"] == 0
+    model = on_device(host_model, device)
     opt = make_optimizer(kind, model, 0.1, **({"momentum": 0.9} if kind == "sgd" else {}))
     rng = np.random.default_rng(3)
     for _ in range(5):
         for key, p in model.layers[0].params.items():
-            model.layers[0].grads[key] = rng.standard_normal(p.shape).astype(np.float32)  # unmasked
+            model.layers[0].grads[key] = to_device(rng.standard_normal(p.shape).astype(np.float32), device)
         opt.step()
-    assert (model.parameters()["0.W"][mask] == 0.0).all()
+    params = model.state_dict()  # host copies
+    assert (params["0.W"][mask] == 0.0).all()
     for key, value in opt.state["0.W"].items():
         if key != "step":
-            assert (value[mask] == 0.0).all(), key
-    assert (model.parameters()["0.b"] != 0).all()  # biases are never masked
+            assert (to_numpy(value)[mask] == 0.0).all(), key
+    assert (params["0.b"] != 0).all()  # biases are never masked
 
 
 # -- (3) dtypes, devices, reset ---------------------------------------------------------------------------
@@ -239,6 +247,21 @@ def test_state_mismatch_after_moving_the_model_says_reset():
     model.astype(np.float64)
     _set_quadratic_grads(model, {"0.W": np.zeros((2, 3)), "0.b": np.zeros(2)})
     with pytest.raises(ValueError, match=r"optimizer\.reset\(\)"):
+        opt.step()
+
+
+def test_state_made_on_the_cpu_does_not_fit_a_model_moved_to_a_device(device):
+    if device == "cpu":
+        pytest.skip("the model must move to another device than the CPU")
+    model = _tiny_model(masked=False)
+    targets = {"0.W": np.zeros((2, 3)), "0.b": np.zeros(2)}
+    opt = SGD(model, lr=0.1, momentum=0.9)
+    _set_quadratic_grads(model, targets)
+    opt.step()
+    model.to(device)
+    _set_quadratic_grads(model, targets)
+    with pytest.raises(ValueError, match=rf"state for '0\.W' .* on cpu, but the parameter is now float32 \(2, 3\) "
+                                         rf"on {device}; call optimizer\.reset\(\)"):
         opt.step()
 
 

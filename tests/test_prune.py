@@ -162,3 +162,48 @@ def test_pruning_reads_device_arrays(device):
     reference = prune_layer(w, mask, 0.2)  # on the CPU
     from_device = prune_layer(backend.to_device(w, device), backend.to_device(mask, device), 0.2)
     assert isinstance(from_device, np.ndarray) and np.array_equal(from_device, reference)
+
+
+def test_every_pruning_helper_reads_device_arrays(device):
+    """Each helper that takes arrays gives, from device weights, masks and models, what it gives from host ones:
+    host bool masks (host weights for ``masked_weights``), equal to the CPU's."""
+    if device == "cpu":
+        pytest.skip("the CPU is the reference: comparing it with itself proves nothing")
+    model = build_model("conv2", input_shape=(3, 8, 8))  # conv, dense and output weights; small dense layers
+    state = model.state_dict()
+    names = weight_names(model)
+    rng = np.random.default_rng(0)
+    masks = {name: rng.random(state[name].shape) > 0.3 for name in names}  # alive weights of a round of IMP
+    rates = default_rates("conv2", model)
+
+    def calls(model, state, masks):
+        """Every helper once; ``state`` and ``masks`` hold arrays of one device, ``model`` lives there too."""
+        weights = {name: state[name] for name in names}
+        return {
+            "default_rates": default_rates("conv2", model),
+            "full_masks": full_masks(weights),
+            "prune_layer": {"0.W": prune_layer(weights["0.W"], masks["0.W"], 0.1)},
+            "magnitude_prune": magnitude_prune(weights, masks, rates),
+            "magnitude_prune, output layer kept whole": magnitude_prune(weights, masks, dict(list(rates.items())[:-1])),
+            "global_magnitude_prune": global_magnitude_prune(weights, masks, 0.2),
+            "random_prune": random_prune(masks, np.random.default_rng(3)),
+            "masked_weights": masked_weights(state, masks),
+            "sparsity": sparsity(masks),
+        }
+
+    on_cpu = calls(model, state, masks)
+    dev_state = {name: backend.to_device(value, device) for name, value in state.items()}
+    dev_masks = {name: backend.to_device(mask, device) for name, mask in masks.items()}
+    on_dev = calls(model.to(device), dev_state, dev_masks)
+    assert on_dev.keys() == on_cpu.keys()
+    for helper in ("default_rates", "sparsity"):
+        assert on_dev[helper] == on_cpu[helper], helper
+    for helper in sorted(on_cpu.keys() - {"default_rates", "sparsity"}):  # name -> array dicts
+        assert on_dev[helper].keys() == on_cpu[helper].keys(), helper
+        for name, expected in on_cpu[helper].items():
+            got = on_dev[helper][name]
+            assert type(got) is np.ndarray and got.dtype == expected.dtype, (helper, name, type(got), got.dtype)
+            assert np.array_equal(got, expected), (helper, name)
+    # the masks of a round are nested in the masks before it, and not the other way round, read from the device
+    new = {name: backend.to_device(mask, device) for name, mask in on_dev["magnitude_prune"].items()}
+    assert check_nested(new, dev_masks) and not check_nested(dev_masks, new)

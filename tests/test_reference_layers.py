@@ -89,18 +89,18 @@ def test_reference_conv_passes_gradient_check(device, config, masked):
     assert all(whole < 1e-8 and worst < 1e-5 for whole, worst in errors.values()), errors
 
 
-def test_reference_conv_without_input_grad_gives_the_same_parameter_gradients():
-    reference, _, _ = make_pair(CONFIGS[0], np.float64, True, "cpu")
+def test_reference_conv_without_input_grad_gives_the_same_parameter_gradients(device):
+    reference, _, _ = make_pair(CONFIGS[0], np.float64, True, device)
     rng = np.random.default_rng(4)
-    x = rng.standard_normal((BATCH, 3, 8, 8))
-    dout = rng.standard_normal((BATCH, 4, 8, 8))
+    x = to_device(rng.standard_normal((BATCH, 3, 8, 8)), device)
+    dout = to_device(rng.standard_normal((BATCH, 4, 8, 8)), device)
     reference.forward(x)
     assert reference.backward(dout) is not None
-    full = {name: grad.copy() for name, grad in reference.grads.items()}
+    full = {name: to_numpy(grad).copy() for name, grad in reference.grads.items()}  # a copy on every device
     reference.forward(x)
     assert reference.backward(dout, input_grad=False) is None
     for name, grad in reference.grads.items():
-        np.testing.assert_array_equal(grad, full[name])
+        np.testing.assert_array_equal(to_numpy(grad), full[name])
 
 
 def test_reference_conv_cache_is_not_overwritten_by_a_later_forward():

@@ -117,6 +117,19 @@ def test_fast_equals_reference_on_device(device, kind, opts):
     _assert_close(fast, reference, TOLERANCES[np.float32], f"{kind} {opts} on {device}")
 
 
+@pytest.mark.parametrize("family", ["fast", "reference"])
+@pytest.mark.parametrize("kind,opts", CASES, ids=IDS)
+def test_every_option_on_device_gives_the_cpu_numbers(device, kind, opts, family):
+    """Each optimizer, fast and reference, with each option (masked and unmasked parameters alike), run on
+    device arrays, gives what the same optimizer gives on the CPU."""
+    if device == "cpu":
+        pytest.skip("the CPU is the reference: comparing it with itself proves nothing")
+    cls = (FAST if family == "fast" else REFERENCE)[kind]
+    on_cpu = _train(cls, opts, np.float32)
+    on_dev = _train(cls, opts, np.float32, device=device)
+    _assert_close(on_dev, on_cpu, TOLERANCES[np.float32], f"{cls.__name__} {opts} on {device}")
+
+
 # The comparison can fail: each option, changed a little, moves the result well beyond the tolerance, so an
 # optimizer that ignored it (or used it differently) would not pass test_fast_equals_reference.
 CHANGES = [

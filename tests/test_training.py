@@ -37,9 +37,10 @@ def synthetic(n_train=250, n_val=60, n_test=60, seed=0) -> Dataset:
     return Dataset(x[:a], y[:a], x[a:b], y[a:b], x[b:], y[b:], name="synthetic")
 
 
-def run(iterations=30, eval_every=10, data=None, model_seed=0, **config):
+def run(iterations=30, eval_every=10, data=None, model_seed=0, device=None, **config):
     model = build_model("lenet_300_100", seed=model_seed)
-    result = train(model, data or synthetic(), TrainConfig(iterations, eval_every=eval_every, **config), progress=False)
+    result = train(model, data or synthetic(), TrainConfig(iterations, eval_every=eval_every, **config),
+                   device=device, progress=False)
     return model, result
 
 
@@ -129,26 +130,33 @@ def test_last_iteration_always_evaluated_and_train_loss_is_interval_mean(monkeyp
     np.testing.assert_allclose(result.history["train_loss"], expected, rtol=1e-6)
 
 
-def test_evaluate_matches_direct_computation_and_restores_mode():
+def test_evaluate_matches_direct_computation_and_restores_mode(device):
     data = synthetic()
-    model = build_model("lenet_300_100")
-    loss, acc = evaluate(model, data.x_test, data.y_test, batch_size=7)  # uneven batches
-    logits = model.forward(data.x_test)
+    cpu_model = build_model("lenet_300_100")
+    logits = cpu_model.forward(data.x_test)  # the direct computation, on the CPU
     expected_loss, _ = softmax_cross_entropy(logits, data.y_test)
-    assert loss == pytest.approx(float(expected_loss), rel=1e-5)
-    assert acc == pytest.approx(np.mean(logits.argmax(axis=1) == data.y_test))
+    expected_acc = np.mean(logits.argmax(axis=1) == data.y_test)
+    model = on_device(cpu_model, device)
+    from_host = evaluate(model, data.x_test, data.y_test, batch_size=7)  # uneven batches; moved to the device
+    from_device = evaluate(model, to_device(data.x_test, device), to_device(data.y_test, device), batch_size=7)
+    for loss, acc in (from_host, from_device):
+        assert isinstance(loss, float) and isinstance(acc, float)
+        assert loss == pytest.approx(float(expected_loss), rel=1e-5)
+        assert acc == pytest.approx(expected_acc)
     assert all(layer.training for layer in model.layers)
 
 
-def test_snapshots_are_host_copies_at_the_requested_iterations():
+def test_snapshots_are_host_copies_at_the_requested_iterations(device):
     model = build_model("lenet_300_100")
     theta0 = model.state_dict()
-    result = train(model, synthetic(), TrainConfig(10, eval_every=10), snapshot_at=(0, 5), progress=False)
+    result = train(model, synthetic(), TrainConfig(10, eval_every=10), device=device, snapshot_at=(0, 5),
+                   progress=False)
     assert sorted(result.snapshots) == [0, 5]
+    assert all(type(value) is np.ndarray for snapshot in result.snapshots.values() for value in snapshot.values())
     for name, value in theta0.items():
         np.testing.assert_array_equal(result.snapshots[0][name], value)
     short = build_model("lenet_300_100")
-    train(short, synthetic(), TrainConfig(5, eval_every=5), progress=False)
+    train(short, synthetic(), TrainConfig(5, eval_every=5), device=device, progress=False)
     for name, value in short.state_dict().items():
         np.testing.assert_array_equal(result.snapshots[5][name], value)
     assert not np.array_equal(result.snapshots[5]["1.W"], model.state_dict()["1.W"])
@@ -185,7 +193,7 @@ def test_save_metrics_is_atomic_json(tmp_path):
 # last in its window for eval_every 10, and inside the single window of eval_every 30.
 @pytest.mark.parametrize("eval_every", [1, 7, 10, 30])
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
-def test_non_finite_loss_names_the_first_bad_iteration(monkeypatch, eval_every):
+def test_non_finite_loss_names_the_first_bad_iteration(monkeypatch, device, eval_every):
     """A nan planted in the batch of iteration 10 is reported at iteration 10, wherever the evaluations fall."""
     bad_iteration = 10
     calls = []
@@ -198,7 +206,7 @@ def test_non_finite_loss_names_the_first_bad_iteration(monkeypatch, eval_every):
 
     monkeypatch.setattr(train_module, "train_step", poisoned_step)
     with pytest.raises(NonFiniteLossError, match=r"training loss became nan at iteration 10; lower --lr") as e:
-        run(iterations=30, eval_every=eval_every)
+        run(iterations=30, eval_every=eval_every, device=device)
     assert e.value.iteration == bad_iteration
 
 
@@ -265,6 +273,66 @@ def test_check_data_needs_no_model():
         check_data(data, 60, num_classes=2)
 
 
+def tiny_data(**splits):
+    """A Dataset of 4 train, 2 val and 2 test 1x2x2 images with labels 0..3, 0..1 and 1..2; ``splits`` replace
+    arrays by name (e.g. ``y_val=...``)."""
+    x = np.zeros((4, 1, 2, 2), np.float32)
+    arrays = {"x_train": x, "y_train": np.arange(4), "x_val": x[:2], "y_val": np.arange(2),
+              "x_test": x[:2], "y_test": np.arange(1, 3)}
+    return Dataset(**{**arrays, **splits}, name="tiny")
+
+
+@pytest.mark.parametrize("splits,batch_size,num_classes,message", [
+    ({"x_train": np.zeros((0, 1, 2, 2), np.float32), "y_train": np.zeros(0, np.int64)}, 1, None,
+     "the train split is empty: training needs train, validation and test examples"),
+    ({"x_test": np.zeros((0, 1, 2, 2), np.float32), "y_test": np.zeros(0, np.int64)}, 1, 10,
+     "the test split is empty: training needs train, validation and test examples"),
+    ({"x_val": np.zeros((3, 1, 2, 2), np.float32)}, 1, 10, "x_val has 3 examples but y_val has 2 labels"),
+    ({"y_test": np.array([1.0, 2.0], np.float32)}, 1, 10, "y_test must hold integer class labels, got dtype float32"),
+    ({"y_train": np.array([0, -2, 5, 1])}, 1, None, "y_train must hold class labels >= 0, got labels from -2 to 5"),
+    ({"y_val": np.array([-1, 0])}, 1, 10,
+     "y_val must hold labels in 0..9 (the model has 10 outputs), got labels from -1 to 0"),
+    ({}, 1, 3, "y_train must hold labels in 0..2 (the model has 3 outputs), got labels from 0 to 3"),
+    ({}, 5, 10, "--batch-size 5 is larger than the training set (4 examples); use a smaller --batch-size"),
+], ids=["empty_train", "empty_test", "x_val_longer", "float_labels", "negative_labels", "label_below_0",
+        "label_above_K-1", "batch_too_large"])
+def test_check_data_names_what_is_wrong(splits, batch_size, num_classes, message):
+    check_data(tiny_data(), 4, 4)  # the limits themselves pass: a batch of the whole set, labels up to K - 1
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        check_data(tiny_data(**splits), batch_size, num_classes)
+
+
+# -- a validation loss that is nan -------------------------------------------------------------------
+
+
+def test_nan_validation_losses_never_win_early_stopping(monkeypatch):
+    """A nan validation loss counts as +inf: early stopping takes the first smallest finite one; nan is kept."""
+    val_losses = [2.0, np.nan, 1.0, np.nan, 1.0]
+    # evaluate is called for the validation set, then for the test set, at each evaluation
+    answers = iter([answer for i, val_loss in enumerate(val_losses) for answer in ((val_loss, 0.5), (0.7, i / 10))])
+    monkeypatch.setattr(train_module, "evaluate", lambda *args, **kwargs: next(answers))
+    _, result = run(iterations=10, eval_every=2)
+    h = result.history
+    assert h["iteration"] == [2, 4, 6, 8, 10] and h["test_accuracy"] == [0.0, 0.1, 0.2, 0.3, 0.4]
+    np.testing.assert_array_equal(h["val_loss"], val_losses)  # the nans stay in the history
+    assert result.early_stop_iteration == 6 and result.test_accuracy_at_early_stop == 0.2
+    assert result.final_test_accuracy == 0.4
+
+
+def test_validation_loss_nan_at_every_evaluation_stops_early_at_the_first():
+    """A nan image in the validation set makes every validation loss nan (training is unaffected): no evaluation
+    is better than another, so the early-stopping iteration is the first evaluated one."""
+    data = synthetic()
+    x_val = data.x_val.copy()
+    x_val[5, 0, 3, 3] = np.nan
+    poisoned = Dataset(data.x_train, data.y_train, x_val, data.y_val, data.x_test, data.y_test)
+    _, result = run(iterations=6, eval_every=2, data=poisoned)
+    h = result.history
+    assert h["iteration"] == [2, 4, 6]
+    assert np.isnan(h["val_loss"]).all() and np.isfinite(h["train_loss"] + h["test_loss"]).all()
+    assert result.early_stop_iteration == 2 and result.test_accuracy_at_early_stop == h["test_accuracy"][0]
+
+
 # -- devices ------------------------------------------------------------------------------------------
 
 
@@ -280,6 +348,28 @@ def test_train_step_on_device_matches_cpu(device):
                           to_device(x, device), to_device(y, device))
     assert float(dev_loss) == pytest.approx(float(cpu_loss), rel=1e-5)
     np.testing.assert_allclose(dev_model.state_dict()["1.W"], cpu_model.state_dict()["1.W"], rtol=1e-5, atol=1e-6)
+
+
+def test_conv2_train_step_on_device_matches_cpu(device):
+    """One step of Conv-2 (on 2 tiny 3x8x8 images, so its dense layers stay small): loss, every gradient and every
+    parameter agree with the CPU's. SGD with momentum, whose update is linear in the gradient (Adam's first step is
+    about lr * sign(g), which rounding can flip for a gradient near 0)."""
+    if device == "cpu":
+        pytest.skip("the CPU is the reference: comparing it with itself proves nothing")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((2, 3, 8, 8), dtype=np.float32), np.array([3, 7])
+    cpu_model = build_model("conv2", input_shape=(3, 8, 8))
+    cpu_model.set_masks({"0.W": rng.random((64, 3, 3, 3)) > 0.1})
+    dev_model = on_device(cpu_model, device)
+    cpu_loss = train_step(cpu_model, make_optimizer("sgd", cpu_model, 0.1, momentum=0.9), x, y)
+    dev_loss = train_step(dev_model, make_optimizer("sgd", dev_model, 0.1, momentum=0.9),
+                          to_device(x, device), to_device(y, device))
+    assert float(dev_loss) == pytest.approx(float(cpu_loss), rel=1e-5)
+    cpu_grads, cpu_params, dev_params = cpu_model.gradients(), cpu_model.state_dict(), dev_model.state_dict()
+    for name, grad in dev_model.gradients().items():
+        scale = float(np.abs(cpu_grads[name]).max())  # gradients near 0 keep only the precision of the largest
+        np.testing.assert_allclose(to_numpy(grad), cpu_grads[name], rtol=1e-4, atol=1e-5 * scale, err_msg=name)
+        np.testing.assert_allclose(dev_params[name], cpu_params[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_train_runs_on_device(device):
