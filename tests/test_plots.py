@@ -317,3 +317,12 @@ def test_cli_not_a_run_dir(tmp_path, command):
     assert "is not a minilottery run directory" in done.stderr and done.stdout == ""
     done = _cli(command, str(tmp_path / "missing"))
     assert done.returncode == 2 and "is not a minilottery run directory" in done.stderr
+
+
+def test_titles_name_the_network_and_its_data_set():
+    summary = {"config": {"model": "lenet_300_100", "dataset": "fashion-mnist"}}
+    assert plots._title(summary, "Accuracy") == "Accuracy (lenet_300_100 on fashion-mnist)"
+    assert plots._title({"config": {"model": "conv2"}}, "Accuracy") == "Accuracy (conv2)"  # older summaries
+    trials = {**summary, "trials": [0, 1]}
+    assert plots._title(trials, "Accuracy") == ("Accuracy\n(lenet_300_100 on fashion-mnist, mean of 2 trials, "
+                                                "min-max range)")

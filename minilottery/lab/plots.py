@@ -150,11 +150,13 @@ def _percent_x_axis(ax, percents) -> None:
 
 
 def _title(summary: dict, what: str) -> str:
-    model = summary.get("config", {}).get("model")
+    config = summary.get("config", {})
+    model, dataset = config.get("model"), config.get("dataset")
+    network = f"{model} on {dataset}" if model and dataset else model
     trials = summary.get("trials")
     if trials:  # a second line: the title is long
-        return f"{what}\n({model}, mean of {len(trials)} trials, min-max range)"
-    return f"{what} ({model})" if model else what
+        return f"{what}\n({network}, mean of {len(trials)} trials, min-max range)"
+    return f"{what} ({network})" if network else what
 
 
 def _arm_lines(ax, summary: dict, key: str, scale: float) -> list[float]:
