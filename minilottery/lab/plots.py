@@ -132,7 +132,7 @@ def _style_axes(ax) -> None:
     ax.title.set_size(RC["axes.titlesize"])
 
 
-def _percent_x_axis(ax, percents) -> None:
+def percent_x_axis(ax, percents) -> None:
     """Log-scaled, reversed percent axis (100 on the left, as in the paper) with ticks at the rounds' percents."""
     ax.set_xscale("log")
     percents = [p for p in percents if p > 0] or [100.0]  # 0% has no place on a log axis
@@ -207,7 +207,7 @@ def _metric_vs_weights(summary: dict, key: str, scale: float, ylabel: str, title
             spread = dense_spread(summary, key)
             if spread is not None:  # trials: the dense network's min-max band
                 ax.axhspan(scale * spread["min"], scale * spread["max"], color="0.35", alpha=0.12, linewidth=0)
-        _percent_x_axis(ax, percents or [100.0])
+        percent_x_axis(ax, percents or [100.0])
         ax.set_ylabel(ylabel)
         ax.set_title(_title(summary, title))
         ax.legend(loc="best")

@@ -249,7 +249,7 @@ def plot_transfer(record: dict[str, Any], out_dir: str | Path) -> list[Path]:
     network as a dashed line; written as ``FIGURE`` .png and .pdf into ``out_dir``."""
     import matplotlib.pyplot as plt
 
-    from minilottery.lab.plots import ARM_STYLE, RC, save_figure
+    from minilottery.lab.plots import ARM_STYLE, RC, percent_x_axis, save_figure
 
     styles = {"transfer": {**ARM_STYLE["ticket"], "label": f"{record['source']['dataset']} ticket, transferred"},
               "reinit": {**ARM_STYLE["reinit"], "label": "transferred masks, random reinit"},
@@ -269,9 +269,7 @@ def plot_transfer(record: dict[str, Any], out_dir: str | Path) -> list[Path]:
         if dense:
             accuracy = 100 * dense[0]["arms"]["ticket"]["test_accuracy_at_early_stop"]
             ax.axhline(accuracy, color="0.35", linestyle=(0, (6, 4)), linewidth=1.5, label="dense network")
-        ax.set_xscale("log")
-        ax.invert_xaxis()  # sparser to the right, as IMP proceeds
-        ax.set_xlabel("percent of weights remaining")
+        percent_x_axis(ax, [row["percent_remaining"] for row in pruned])  # as the IMP figures: sparser rightwards
         ax.set_ylabel(f"test accuracy on {record['target']['dataset']} (%)")
         ax.set_title(f"{record['source']['dataset']} -> {record['target']['dataset']}")
         ax.legend()
