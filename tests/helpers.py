@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import copy
 import dataclasses
+import functools
 import gzip
 import hashlib
 import http.server
@@ -243,6 +244,16 @@ def local_server(handler):
         httpd.shutdown()
         httpd.server_close()
         thread.join(5)
+
+
+@contextlib.contextmanager
+def serving_folder(folder: Path):
+    """A local HTTP server (``local_server``) that serves the files in ``folder``; yields its base URL, ending
+    in "/"."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None  # keep pytest's output clean
+    with local_server(handler) as httpd:
+        yield f"{url_of(httpd)}/"
 
 
 def url_of(httpd: http.server.HTTPServer) -> str:

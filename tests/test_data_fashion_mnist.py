@@ -16,7 +16,7 @@ import pytest
 
 from minilottery.data import DATASETS, DataError, fashion_mnist, load_fashion_mnist, load_mnist, mnist
 from minilottery.data.paths import dataset_dir
-from tests.helpers import local_server, run_data_command, url_of, write_mnist
+from tests.helpers import run_data_command, serving_folder, write_mnist
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -118,17 +118,12 @@ def test_minilottery_data_pointing_straight_at_the_fashion_folder(tmp_path, monk
 
 
 def test_download_from_the_mirror_into_the_fashion_folder(tmp_path, monkeypatch):
-    import functools
-    import http.server
-
     served = tmp_path / "mirror"
     served.mkdir()
     checksums = write_mnist(served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
     monkeypatch.setenv("MINILOTTERY_DATA", str(tmp_path / "root"))
-    with local_server(handler) as httpd:
-        monkeypatch.setattr(fashion_mnist, "MIRRORS", (f"{url_of(httpd)}/",))
+    with serving_folder(served) as url:
+        monkeypatch.setattr(fashion_mnist, "MIRRORS", (url,))
         data = load_fashion_mnist(validation_size=10, checksums=checksums)
     assert data.x_train.shape == (50, 1, 28, 28)
     assert sorted(p.name for p in (tmp_path / "root" / "fashion-mnist").iterdir()) == sorted(

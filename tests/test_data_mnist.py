@@ -19,10 +19,9 @@ from tests.helpers import (
     assert_small_data_set,
     assert_split_is_seeded,
     idx_bytes,
-    local_server,
     refused_url,
     run_data_command,
-    url_of,
+    serving_folder,
     write_mnist,
 )
 
@@ -189,16 +188,11 @@ def _real_name(name: str) -> str:
 
 def test_download_from_local_mirror_then_load(tmp_path, monkeypatch):
     """End to end: a missing file is fetched from a mirror (a local HTTP server), verified, then loaded."""
-    import functools
-    import http.server
-
     served = tmp_path / "mirror"
     served.mkdir()
     checksums = write_mnist(served)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *a: None
-    with local_server(handler) as httpd:
-        monkeypatch.setattr(mnist, "MIRRORS", (f"{url_of(httpd)}/",))
+    with serving_folder(served) as url:
+        monkeypatch.setattr(mnist, "MIRRORS", (url,))
         local = tmp_path / "data"
         data = load_mnist(local, validation_size=10, checksums=checksums)
         assert data.x_train.shape == (50, 1, 28, 28)
