@@ -8,6 +8,7 @@ downloaded): skipped without the files, a failure under CI.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -129,3 +130,12 @@ def test_download_from_the_mirror_into_the_fashion_folder(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "root" / "fashion-mnist").iterdir()) == sorted(
         [".verified.json", *checksums])
     assert not (tmp_path / "root" / "mnist").exists()
+
+
+def test_a_truncated_fashion_file_names_fashion_mnists_fix(tmp_path):
+    checksums = write_mnist(tmp_path)
+    labels = gzip.decompress((tmp_path / LABELS).read_bytes())[:-1]  # one label short of its header
+    (tmp_path / LABELS).write_bytes(gzip.compress(labels))
+    checksums[LABELS] = hashlib.sha256(labels).hexdigest()  # a copy that passes its checksum, then its parse
+    with pytest.raises(DataError, match="truncated or wrong file.*--dataset fashion-mnist --force"):
+        load_fashion_mnist(tmp_path, download=False, validation_size=10, checksums=checksums)

@@ -55,7 +55,6 @@ SIZES = {
 
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
-_FIX = f"run `{FORCE_HINT}`"
 
 
 def folder(data_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -64,13 +63,14 @@ def folder(data_dir: str | os.PathLike[str] | None = None) -> Path:
     return dataset_dir("mnist", data_dir, (*SIZES, *(name.removesuffix(".gz") for name in SIZES)))
 
 
-def parse_idx(data: bytes, magic: int, source: str = "<bytes>") -> np.ndarray:
+def parse_idx(data: bytes, magic: int, source: str = "<bytes>", fix: str = FORCE_HINT) -> np.ndarray:
     """Parse an uncompressed IDX file of uint8 values.
 
     Args:
         data: the file's (decompressed) bytes.
         magic: the expected magic number, ``IMAGES_MAGIC`` (3 dimensions) or ``LABELS_MAGIC`` (1 dimension).
         source: the file's name, for error messages.
+        fix: the command an error message suggests (the data set's ``download --force``).
 
     Returns:
         uint8 array of shape (count, rows, cols) for images or (count,) for labels: a read-only view of ``data``
@@ -81,17 +81,17 @@ def parse_idx(data: bytes, magic: int, source: str = "<bytes>") -> np.ndarray:
     kind = "image" if magic == IMAGES_MAGIC else "label"
     if len(data) < header_size:
         raise DataError(f"{source} is too short for an IDX {kind} file ({len(data)} bytes, the header alone "
-                        f"is {header_size}); {_FIX}")
+                        f"is {header_size}); run `{fix}`")
     header = np.frombuffer(data, dtype=">u4", count=1 + ndim)  # big-endian uint32s
     if int(header[0]) != magic:
         raise DataError(f"{source} is not an IDX {kind} file: expected magic 0x{magic:08x}, found "
-                        f"0x{int(header[0]):08x}; {_FIX}")
+                        f"0x{int(header[0]):08x}; run `{fix}`")
     shape = tuple(int(d) for d in header[1:])
     expected = int(np.prod(shape, dtype=np.int64))
     payload = len(data) - header_size
     if payload != expected:
         raise DataError(f"{source}: the header says {' x '.join(map(str, shape))} = {expected} bytes of "
-                        f"data, the file has {payload} (truncated or wrong file?); {_FIX}")
+                        f"data, the file has {payload} (truncated or wrong file?); run `{fix}`")
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)  # (count,) or (count, rows, cols)
 
 
@@ -132,7 +132,7 @@ def _read_pair(images_path: Path, labels_path: Path, images_file: DataFile, labe
     for path, file, magic in ((images_path, images_file, IMAGES_MAGIC), (labels_path, labels_file, LABELS_MAGIC)):
         content = read_bytes(path, _size_uncompressed(path))  # read once: verify hashes these if needed
         verify(path, file, content=content, use_cache=not recheck)
-        arrays.append(parse_idx(content, magic, source=str(path)))
+        arrays.append(parse_idx(content, magic, source=str(path), fix=file.fix))
     images, labels = arrays
     fix = f"run `{images_file.fix}`"
     if images.shape[0] != labels.shape[0]:
