@@ -2,7 +2,7 @@
 
 Zalando Research made it a drop-in replacement for MNIST: the same four IDX file names, shapes and 60,000 /
 10,000 split, ten classes (0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress, 4 Coat, 5 Sandal, 6 Shirt, 7 Sneaker,
-8 Bag, 9 Ankle boot). It is harder: a dense LeNet-300-100 reaches about 89% instead of 98%, so tickets have room
+8 Bag, 9 Ankle boot). It is harder: a dense LeNet-300-100 reaches 88% instead of 98%, so tickets have room
 to gain. The files are read, checked and split 55,000 / 5,000 / 10,000 exactly as MNIST's (``mnist.py``); only
 the checksums, the mirror and the folder differ. Because the names are MNIST's, the files always live in their
 own folder, ``<data root>/fashion-mnist/`` (see ``paths.py``).

@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The paper's protocol, shortened for a laptop CPU: 5,000 iterations per training (the dense network's
     # validation loss bottoms out around 2,000-5,000) and 12 rounds (down to 6.9% of the weights).
     "lenet-quick": {"model": "lenet_300_100", "rounds": 12, "controls": CONTROLS, "iterations": 5000},
-    # lenet-quick's protocol on Fashion-MNIST (a harder drop-in: the dense network reaches ~89%, not 98%), three
+    # lenet-quick's protocol on Fashion-MNIST (a harder drop-in: the dense network reaches 88%, not 98%), three
     # rounds further, down to 3.6% of the weights (15 rounds), to compare with the paper's sparsest MNIST tickets.
     "lenet-fashion-quick": {"model": "lenet_300_100", "dataset": "fashion-mnist", "rounds": 15, "controls": CONTROLS,
                             "iterations": 5000},
