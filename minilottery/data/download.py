@@ -114,8 +114,9 @@ def missing_error(files: Sequence[DataFile], dest_dir: str | os.PathLike[str],
     found = f" ({'; '.join(notes)})" if notes else ""
     first = (f"could not download ({'; '.join(failures)}): " if failures is not None
              else f"run `{download_command(files[0].fix)}`, or ")
+    elsewhere = f"or set {ENV_VAR} to the data root that has {{}} in the data set's folder"
     if len(files) == 1:
         return DataError(f"{files[0].name} is not in {dest_dir}{found}; {first}fetch it from "
-                         f"{' or '.join(files[0].urls())} and put it there (or set {ENV_VAR} to a folder that has it)")
+                         f"{' or '.join(files[0].urls())} and put it there ({elsewhere.format('it')})")
     return DataError(f"{', '.join(f.name for f in files)} are not in {dest_dir}{found}; {first}fetch them from "
-                     f"{' or '.join(files[0].mirrors)} and put them there (or set {ENV_VAR} to a folder that has them)")
+                     f"{' or '.join(files[0].mirrors)} and put them there ({elsewhere.format('them')})")
