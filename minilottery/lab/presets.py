@@ -32,8 +32,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     # rounds further, down to 3.6% of the weights (15 rounds), to compare with the paper's sparsest MNIST tickets.
     "lenet-fashion-quick": {"model": "lenet_300_100", "dataset": "fashion-mnist", "rounds": 15, "controls": CONTROLS,
                             "iterations": 5000},
-    # Conv-2 (the paper's Figure 5 network, Adam 2e-4) on Fashion-MNIST for a 2-core CPU: a training took 408-430 s
-    # here at two BLAS threads, so its 11 trainings take about 77 minutes (it was sized from a 0.17 s step and a
+    # Conv-2 (the paper's Figure 5 network, Adam 2e-4) on Fashion-MNIST for a 2-core CPU: a training took 346-443 s
+    # here at two BLAS threads, so its 11 trainings take about 75 minutes (it was sized from a 0.17 s step and a
     # 14 s evaluation of the 15,000 validation and test images, timed alone: an hour, which was too little):
     # 1,500 iterations per training instead of 20,000, evaluated every 250, the reinit control only, and pruned
     # faster (50% of the dense and 25% of the conv and output weights per round instead of 20%, 10% and 10%),
