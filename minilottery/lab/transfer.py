@@ -105,10 +105,10 @@ def check_target(source: SourceRun, data: Any, rounds: Sequence[int], target: So
                              f"{target.rounds[r]['percent_remaining']:.2f}% in {target.path}: other pruning rates")
 
 
-def arm_start_and_masks(source: SourceRun, arm: str, index: int) -> tuple[dict[str, np.ndarray],
-                                                                          dict[str, np.ndarray]]:
-    """(start weights, masks) of ``arm`` in round ``index``: see the module docstring. ``index`` 0 is dense."""
-    masks = source.masks(index)
+def arm_start_and_masks(source: SourceRun, arm: str, index: int, masks: dict[str, np.ndarray]) -> tuple[
+        dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(start weights, masks) of ``arm`` in round ``index``, whose ticket masks are ``masks`` (``source.masks``):
+    see the module docstring. ``index`` 0 is dense."""
     config = source.config
     if arm == "dense":
         return source.start, full_masks(masks)
@@ -161,16 +161,17 @@ def run_transfer(
         record = _open_record(out, header)
         done = {(row["round"], arm) for row in record["rounds"] for arm in row["arms"]}
         for index in [0, *rounds]:
+            ticket_masks = source.masks(index)  # read once per round
             for arm in ("dense",) if index == 0 else ARMS:
                 key = "ticket" if arm == "dense" else arm  # round 0's one network, as in an IMP summary
                 if (index, key) in done:
                     continue
-                start, masks = arm_start_and_masks(source, arm, index)
+                start, masks = arm_start_and_masks(source, arm, index, ticket_masks)
                 result, _ = train_arm(config, data, start, masks, device, progress, f"round {index} {arm}")
-                _add(record, index, masks, key, {name: result.metrics[name] for name in ARM_METRICS})
+                metrics = {name: result.metrics[name] for name in ARM_METRICS}
+                _add(record, index, masks, key, metrics)
                 runs.atomic_write_json(out / TRANSFER_FILE, record)
                 if log is not None:
-                    metrics = record_arm(record, index, key)
                     log(f"round {index} ({sparsity(masks)['percent']:.1f}% of weights) {arm} on {data.name}: "
                         f"test accuracy {100 * metrics['test_accuracy_at_early_stop']:.2f}% "
                         f"(stop {metrics['early_stop_iteration']})")
@@ -215,11 +216,6 @@ def _row(record: dict[str, Any], index: int) -> dict[str, Any]:
     row = {"round": index, "arms": {}}
     record["rounds"] = sorted([*record["rounds"], row], key=lambda r: r["round"])
     return row
-
-
-def record_arm(record: dict[str, Any], index: int, arm: str) -> dict[str, Any]:
-    """The metrics of ``arm`` in round ``index`` of a transfer record."""
-    return _row(record, index)["arms"][arm]
 
 
 def format_transfer(record: dict[str, Any]) -> str:
