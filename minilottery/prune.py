@@ -20,6 +20,8 @@ Variants:
   layer's included, competes in the one pool at the one rate; layers with many small weights lose more.
 * ``random_prune``: masks with the same number of kept weights per layer as given masks, chosen uniformly
   at random: the "random pruning" control.
+* ``keep_highest`` / ``keep_highest_global``: keep the highest *scores*, whatever the score: the primitive for
+  the other mask criteria (the sanity checks, pruning at initialization) in ``minilottery.lab``.
 
 Pruning runs once per round on host (NumPy) arrays: it is not a hot path, so it favours clarity.
 """
@@ -156,6 +158,60 @@ def random_prune(masks: Mapping[str, Any], rng: np.random.Generator) -> dict[str
     return new
 
 
+def keep_highest(scores: Mapping[str, Any], counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Per-layer masks that keep the ``counts[name]`` positions of highest score (ties: the earlier position).
+
+    The primitive behind the mask criteria other than the paper's own (``magnitude_prune``): e.g. the
+    inverted criterion ranks ``-|w|`` and the pruning-at-initialization methods rank their saliencies. A
+    position with score ``-inf`` is kept only when the count needs it, so a caller can rule out positions
+    (e.g. already pruned ones) that way.
+
+    Args:
+        scores: name -> score array (any shape; host or device, read on the host).
+        counts: name -> how many to keep in that layer, 0 <= count <= size.
+
+    Returns:
+        name -> bool mask of the score's shape with exactly ``counts[name]`` True entries.
+    """
+    masks = {}
+    for name, count in counts.items():
+        score = to_numpy(scores[name])
+        if not 0 <= count <= score.size:
+            raise ValueError(f"cannot keep {count} of the {score.size} weights of {name}")
+        flat = np.zeros(score.size, dtype=bool)
+        flat[_highest(score.reshape(-1), count)] = True  # (size,) row-major
+        masks[name] = flat.reshape(score.shape)  # (size,) -> the score's shape
+    return masks
+
+
+def keep_highest_global(scores: Mapping[str, Any], count: int) -> dict[str, np.ndarray]:
+    """Masks that keep the ``count`` positions of highest score over all layers pooled (ties: layer order, then
+    position), the way SNIP, GraSP and SynFlow allocate a sparsity across layers.
+
+    Returns:
+        name -> bool mask of each score's shape; ``count`` True entries in all.
+    """
+    names = list(scores)
+    host = {name: to_numpy(scores[name]) for name in names}
+    flat = np.concatenate([host[name].reshape(-1) for name in names])  # (all weights,)
+    if not 0 <= count <= flat.size:
+        raise ValueError(f"cannot keep {count} of the {flat.size} weights")
+    kept = np.zeros(flat.size, dtype=bool)
+    kept[_highest(flat, count)] = True
+    masks, start = {}, 0
+    for name in names:
+        size = host[name].size
+        masks[name] = kept[start:start + size].reshape(host[name].shape)  # (size,) -> the score's shape
+        start += size
+    return masks
+
+
+def _highest(flat: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` largest entries of ``flat`` (a stable sort: equal scores keep position order)."""
+    order = np.argsort(-flat.astype(np.float64), kind="stable")  # descending: a score of -inf comes last
+    return order[:count]
+
+
 def one_shot_rates(
     rates: Mapping[str, float], sizes: Mapping[str, int], target_percent: float | None = None,
     rounds: float | None = None,
@@ -231,5 +287,5 @@ def check_nested(inner: Mapping[str, Any], outer: Mapping[str, Any]) -> bool:
 __all__ = [
     "CONV_RATES", "DENSE_RATE", "OUTPUT_FRACTION", "default_rates", "full_masks", "prune_count", "prune_layer",
     "magnitude_prune", "global_magnitude_prune", "random_prune", "one_shot_rates", "sparsity",
-    "masked_weights", "check_nested",
+    "masked_weights", "check_nested", "keep_highest", "keep_highest_global",
 ]

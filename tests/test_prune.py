@@ -12,6 +12,8 @@ from minilottery.prune import (
     default_rates,
     full_masks,
     global_magnitude_prune,
+    keep_highest,
+    keep_highest_global,
     magnitude_prune,
     masked_weights,
     one_shot_rates,
@@ -207,3 +209,22 @@ def test_every_pruning_helper_reads_device_arrays(device):
     # the masks of a round are nested in the masks before it, and not the other way round, read from the device
     new = {name: backend.to_device(mask, device) for name, mask in on_dev["magnitude_prune"].items()}
     assert check_nested(new, dev_masks) and not check_nested(dev_masks, new)
+
+
+def test_keep_highest_keeps_exact_counts_of_the_highest_scores_ties_by_position():
+    scores = {"a": np.array([[3.0, 1.0, 2.0], [2.0, 5.0, -np.inf]]), "b": np.array([0.5, 0.5, 0.5, 0.1])}
+    masks = keep_highest(scores, {"a": 3, "b": 2})
+    # 5, 3, then the first of the two 2.0s (position 2): the second 2.0 and -inf stay out
+    np.testing.assert_array_equal(masks["a"], [[True, False, True], [False, True, False]])
+    np.testing.assert_array_equal(masks["b"], [True, True, False, False])  # equal scores: the earlier positions
+    assert keep_highest(scores, {"a": 6})["a"].all() and not keep_highest(scores, {"a": 0})["a"].any()
+    with pytest.raises(ValueError, match="cannot keep 7 of the 6 weights of a"):
+        keep_highest(scores, {"a": 7})
+
+
+def test_keep_highest_global_ranks_all_layers_together():
+    scores = {"a": np.array([[0.9, 0.1], [0.3, 0.2]]), "b": np.array([0.8, 0.3, 0.05])}
+    masks = keep_highest_global(scores, 4)
+    np.testing.assert_array_equal(masks["a"], [[True, False], [True, False]])  # 0.9 and a's 0.3 (the earlier 0.3)
+    np.testing.assert_array_equal(masks["b"], [True, True, False])  # 0.8, then b's 0.3 ties a's: a came first
+    assert sum(int(m.sum()) for m in masks.values()) == 4
