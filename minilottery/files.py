@@ -5,7 +5,9 @@ Every file the program writes (JSON, npz, CSV, PNG, PDF, a downloaded data file)
 1. ``tempfile.mkstemp`` creates a new file in the target's folder with ``O_CREAT | O_EXCL`` and an
    unpredictable name: it never opens a path that already exists, so a symlink planted at the temporary name
    cannot redirect the write, and two writers never share a temporary file;
-2. the content is written, flushed and ``fsync``-ed, so the bytes are on disk before any name points at them;
+2. the content is written, flushed and ``fsync``-ed, so the bytes are on disk before any name points at them,
+   and the file gets the permissions ``open`` would have given it (``0o666`` less the umask: ``mkstemp`` makes
+   it private, which would hide run folders and ticket files from the colleagues they are meant for);
 3. ``os.replace`` renames the temporary file over the target. The rename replaces whatever is at the target,
    a symlink included, rather than writing through it, and is atomic on POSIX and Windows: a reader (or a run
    resumed after ``kill -9``, or a full disk) sees the old file or the new one, never a torn one;
@@ -43,6 +45,8 @@ def atomic_open(path: str | os.PathLike[str], binary: bool = True) -> Iterator[I
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     tmp = Path(tmp_name)
     try:
+        if os.chmod in os.supports_fd:  # by descriptor: nothing can swap the file in between
+            os.chmod(fd, 0o666 & ~_umask())
         with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as f:
             yield f
             f.flush()
@@ -51,6 +55,13 @@ def atomic_open(path: str | os.PathLike[str], binary: bool = True) -> Iterator[I
         _sync_folder(path.parent)
     finally:
         tmp.unlink(missing_ok=True)  # only still there when something failed
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[Any]], Any], binary: bool = True) -> Path:

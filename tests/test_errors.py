@@ -344,3 +344,13 @@ def test_tutorial_ends_in_one_line_on_missing_data(tmp_path):
     done = run_python(["-c", script, str(tmp_path)])
     assert done.returncode == 1
     assert done.stderr == "04_train_lenet.py: error: MNIST is not in /nowhere; run: minilottery data download\n"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_permissions_open_would_give(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        path = files.atomic_write_bytes(tmp_path / "ticket.bin", b"x")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask  # mkstemp alone would give 0o600 for both
