@@ -2,7 +2,8 @@
 
 A layer is a small object with ``forward(x) -> y`` and ``backward(dout) -> dx`` written by hand (the
 Deep Learning from Scratch / cs231n pattern). ``params`` and ``grads`` share keys (``"W"``, ``"b"``), with
-PyTorch's shapes, so state moves between the two frameworks by name.
+PyTorch's shapes, so state moves between the two frameworks once ``W``/``b`` are renamed ``weight``/``bias``
+(``minilottery.ticket_file.torch_name``).
 
 Pruning (Frankle & Carbin 2019, Section 2): a weighted layer may carry a binary mask per parameter in
 ``masks`` (1 = keep, 0 = pruned). The forward pass uses the effective weight ``W * mask`` (``masked_param``),
