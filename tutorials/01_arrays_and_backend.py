@@ -7,7 +7,7 @@ we train in float32 but check gradients in float64.
 Run (from the repository root, after `pip install -e .`):
     python tutorials/01_arrays_and_backend.py            # about 2 s on a 2-core laptop CPU
     python tutorials/01_arrays_and_backend.py --quick    # about 1 s
-    python tutorials/01_arrays_and_backend.py --device gpu   # needs `pip install "minilottery[gpu]"`
+    python tutorials/01_arrays_and_backend.py --device gpu   # needs `pip install -e ".[gpu]"`
 
 Prints: which module `get_array_module` picks, a softmax computed by the same function on host and device,
 what implicit conversion does on a device, float32 vs float64 precision and matrix-multiply speed.
@@ -24,8 +24,9 @@ from minilottery import backend
 from minilottery.backend import get_array_module, to_device, to_numpy
 from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "01_arrays_and_backend.py")
 
+# %%
 heading("1. one function, any device")
 
 
@@ -51,6 +52,7 @@ max_diff = float(np.abs(to_numpy(probs_dev) - probs_host).max())  # device -> ho
 print(f"largest difference host vs {args.device}: {max_diff:.1e}")
 assert max_diff < 1e-6
 
+# %%
 heading("2. moving data is explicit")
 print("to_device(x) copies host -> device, to_numpy(x) copies device -> host; both are free when already there.")
 print("to_numpy(host array) is the same object:", to_numpy(logits_host) is logits_host)
@@ -64,6 +66,7 @@ else:
           "The test suite runs every layer on a strict backend that behaves the same way, so a stray np.* call\n"
           "in device code fails on a machine without a GPU too.")
 
+# %%
 heading("3. why float32")
 for dtype in (np.float32, np.float64):
     info = np.finfo(dtype)

@@ -24,9 +24,10 @@ from minilottery.gradcheck import check_layer, numerical_vjp, rel_error
 from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.layers import Dense
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "02_dense_layer_by_hand.py")
 rng = np.random.default_rng(0)
 
+# %%
 heading("1. forward: y = x @ W.T + b")
 layer = Dense(4, 3, rng=rng, dtype=np.float64).to(args.device)  # float64: we are about to take differences
 x = to_device(rng.standard_normal((5, 4)), args.device)  # a batch of N=5 inputs with 4 features
@@ -34,6 +35,7 @@ y = layer.forward(x)
 print(f"x {tuple(x.shape)} @ W.T {tuple(layer.params['W'].T.shape)} + b {tuple(layer.params['b'].shape)} "
       f"-> y {tuple(y.shape)}  (W is (out, in), as in PyTorch)")
 
+# %%
 heading("2. backward: given dL/dy, return dL/dx and fill dL/dW, dL/db")
 print("Chain rule, entry by entry: y[n,o] = sum_i x[n,i] W[o,i] + b[o], so")
 print("  dL/dW[o,i] = sum_n dL/dy[n,o] x[n,i]   ->  dW = dout.T @ x    (3, 5) @ (5, 4) = (3, 4)")
@@ -44,6 +46,7 @@ dx = layer.backward(dout)
 print("layer.grads holds", {k: tuple(v.shape) for k, v in layer.grads.items()},
       "and backward returned dx", tuple(dx.shape))
 
+# %%
 heading("3. the finite-difference check")
 print("For L = sum(y * dout), dL/dW is exactly what backward(dout) computes. Numerically, nudge one weight")
 print("by ±h and difference: (L(W + h) - L(W - h)) / 2h, with error O(h²) ~ 1e-12 for h = 1e-6.")
@@ -57,6 +60,7 @@ errors = check_layer(layer, x)  # the library does the same for x and every para
 print("check_layer:", {k: f"{v:.1e}" for k, v in errors.items()})
 assert max(errors.values()) < 1e-6
 
+# %%
 heading("4. a planted bug is caught")
 
 
@@ -74,6 +78,7 @@ bug_errors = check_layer(buggy, x)
 print("check_layer on the buggy layer:", {k: f"{v:.1e}" for k, v in bug_errors.items()})
 assert bug_errors["b"] > 1e-2 and bug_errors["W"] < 1e-6
 
+# %%
 heading("5. a pruning mask: the gradient of a pruned weight is exactly zero")
 mask = rng.random((3, 4)) > 0.5  # 1 = keep, 0 = pruned (Frankle & Carbin 2019, Section 2)
 layer.set_mask("W", mask)
@@ -86,6 +91,7 @@ masked_errors = check_layer(layer, x)
 print("check_layer with the mask:", {k: f"{v:.1e}" for k, v in masked_errors.items()})
 assert max(masked_errors.values()) < 1e-6
 
+# %%
 fig, ax = plt.subplots(figsize=(4.5, 4.5))
 a, n = to_numpy(analytic_dW).ravel(), to_numpy(numeric_dW).ravel()
 ax.plot([a.min(), a.max()], [a.min(), a.max()], "k--", lw=1, label="y = x")

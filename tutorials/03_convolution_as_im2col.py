@@ -27,10 +27,11 @@ from minilottery.gradcheck import check_layer
 from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.layers import Conv2d, ReferenceConv2d, col2im, im2col
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "03_convolution_as_im2col.py")
 np.set_printoptions(linewidth=120)
 
 
+# %%
 def our_im2col(x, kh, kw, stride, padding):
     """(N, C, H, W) -> (N*OH*OW, KH*KW*C): one row per output pixel, columns ordered (KH, KW, C)."""
     xp = get_array_module(x)
@@ -44,6 +45,7 @@ def our_im2col(x, kh, kw, stride, padding):
     return cols.reshape(n * oh * ow, kh * kw * c)  # (N, OH, OW, KH, KW, C) -> (N*OH*OW, KH*KW*C)
 
 
+# %%
 heading("1. a 4×4 image and a 2×2 kernel")
 image = np.array([[1, 2, 0, 3], [4, 1, 2, 1], [0, 3, 1, 2], [2, 0, 4, 1]],
                  dtype=np.float32).reshape(1, 1, 4, 4)  # (N, C, H, W)
@@ -51,6 +53,7 @@ kernel = np.array([[1, 0], [0, -1]], dtype=np.float32)  # difference along the d
 print("image:\n", image[0, 0])
 print("kernel:\n", kernel)
 
+# %%
 heading("2. im2col: one row per output pixel, one column per kernel entry")
 cols = to_numpy(our_im2col(to_device(image, args.device), 2, 2, stride=1, padding=0))
 print(f"our_im2col -> {cols.shape}: (N*OH*OW, KH*KW*C) = (1*3*3, 2*2*1)")
@@ -60,6 +63,7 @@ print("so each copied piece is a contiguous run of channels. minilottery's im2co
 np.testing.assert_array_equal(cols, to_numpy(im2col(to_device(image, args.device), 2, 2)))
 print("our_im2col == minilottery.layers.im2col")
 
+# %%
 heading("3. the convolution is one matrix product")
 out = (cols @ kernel.reshape(-1)).reshape(3, 3)  # (9, 4) @ (4,) -> (9,) -> (3, 3)
 print("im2col(x) @ kernel.ravel() ->\n", out)
@@ -67,6 +71,7 @@ reference = signal.correlate(image[0, 0], kernel, mode="valid")  # deep-learning
 print("scipy.signal.correlate(image, kernel, 'valid') ->\n", reference)
 assert np.allclose(out, reference)
 
+# %%
 heading("4. the reference convolution: im2col, one product, a reshape; backward: two products and col2im")
 rng = np.random.default_rng(0)
 c_in, c_out, stride, padding = (2, 3, 2, 1) if args.quick else (3, 4, 2, 1)
@@ -89,6 +94,7 @@ np.testing.assert_array_equal(to_numpy(dx), to_numpy(ref_conv.backward(dout)))
 np.testing.assert_array_equal(to_numpy(dW), to_numpy(ref_conv.grads["W"]))
 print("our y, dW and dx == ReferenceConv2d's, exactly: it is these lines")
 
+# %%
 heading("5. the fast Conv2d: the same numbers, other layouts")
 fast = Conv2d(c_in, c_out, 3, stride, padding, rng=np.random.default_rng(1), dtype=np.float64)  # the same W
 fast.params["b"] = to_numpy(b).copy()
@@ -101,6 +107,7 @@ for name, ours, theirs in [("y", y, y_fast), ("dW", dW, fast.grads["W"]), ("dx",
 print("Conv2d multiplies W_rows by im2col(x).T instead and keeps its output channel-major (see its docstring);")
 print("the sums run in another order, so the numbers agree to rounding. tests/test_reference_layers.py proves it.")
 
+# %%
 heading("6. col2im is the adjoint of im2col, so it is im2col's backward pass")
 print("For any x and y: <im2col(x), y> = <x, col2im(y)>. That identity *is* the statement that col2im")
 print("multiplies by the transpose of the (linear) map im2col, i.e. that it back-propagates through it.")
@@ -113,11 +120,13 @@ print(f"<im2col(x), y> = {lhs:.12f}")
 print(f"<x, col2im(y)> = {rhs:.12f}")
 assert abs(lhs - rhs) < 1e-9 * max(1.0, abs(lhs))
 
+# %%
 heading("7. and the reference passes the finite-difference check")
 errors = check_layer(ref_conv, x[:, :, :5, :5])
 print("check_layer(ReferenceConv2d):", {k: f"{v:.1e}" for k, v in errors.items()})
 assert max(errors.values()) < 1e-6
 
+# %%
 fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), gridspec_kw={"width_ratios": [4, 4, 3]})
 for ax, data, title in zip(axes, [image[0, 0], cols, out], ["image (4×4)", "im2col(image) (9×4)", "output (3×3)"]):
     ax.imshow(data, cmap="viridis")

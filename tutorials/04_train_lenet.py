@@ -25,8 +25,9 @@ from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.models import build_model, summary
 from minilottery.training import TrainConfig, train
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "04_train_lenet.py")
 
+# %%
 heading("1. the data: MNIST with a validation split")
 data = load_mnist()  # 55,000 train / 5,000 validation (held out by a fixed seed) / 10,000 test
 if args.quick:
@@ -37,10 +38,12 @@ print("test set is never used to make a decision and the test accuracy stays an 
 print("pixels:", data.x_train.dtype, f"in [{data.x_train.min():.0f}, {data.x_train.max():.0f}];",
       "labels:", np.bincount(data.y_train, minlength=10))
 
+# %%
 heading("2. the model: LeNet-300-100 with Gaussian Glorot weights from a seed")
 model = build_model("lenet_300_100", seed=0)  # θ0: the lottery ticket experiment resets to these values
 print(summary(model, (1, 28, 28)))
 
+# %%
 heading("3. the loop")
 config = TrainConfig(iterations=300 if args.quick else 10_000, batch_size=60, optimizer="adam", lr=1.2e-3,
                      eval_every=50 if args.quick else 100, seed=0)
@@ -53,6 +56,7 @@ for i in range(0, len(history["iteration"]), max(1, len(history["iteration"]) //
     print(f"iteration {history['iteration'][i]:6d}: train loss {history['train_loss'][i]:.4f}  "
           f"val loss {history['val_loss'][i]:.4f}  test accuracy {100 * history['test_accuracy'][i]:.2f}%")
 
+# %%
 heading("4. early stopping, as the paper defines it")
 print(f"minimum validation loss at iteration {result.early_stop_iteration}")
 print(f"test accuracy there: {100 * result.test_accuracy_at_early_stop:.2f}%  "

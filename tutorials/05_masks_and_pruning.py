@@ -31,11 +31,12 @@ from minilottery.optim import make_optimizer
 from minilottery.prune import default_rates, full_masks, magnitude_prune, one_shot_rates, sparsity
 from minilottery.training import TrainConfig, evaluate, train, train_step
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "05_masks_and_pruning.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(2000, 500, 1000)
 
+# %%
 heading("1. a trained network to prune")
 model = build_model("lenet_300_100", seed=0)
 result = train(model, data, TrainConfig(iterations=300 if args.quick else 5000, eval_every=100), device=args.device,
@@ -43,6 +44,7 @@ result = train(model, data, TrainConfig(iterations=300 if args.quick else 5000, 
 _, dense_accuracy = evaluate(model, data.x_test, data.y_test)
 print(f"dense test accuracy: {100 * dense_accuracy:.2f}%")
 
+# %%
 heading("2. magnitude pruning of one layer, by hand")
 W = to_numpy(model.parameters()["1.W"])  # (300, 784): the first hidden layer
 p = 0.2
@@ -57,6 +59,7 @@ library = magnitude_prune({"1.W": W}, {"1.W": np.ones(W.shape, dtype=bool)}, {"1
 print("minilottery.prune.magnitude_prune gives the same mask:", np.array_equal(library, mask_by_hand))
 assert np.array_equal(library, mask_by_hand)
 
+# %%
 heading("3. one-shot pruning of the whole network, without retraining")
 weights = {name: to_numpy(w) for name, w in model.parameters().items() if name.endswith(".W")}
 rates = default_rates("lenet_300_100", model)  # hidden layers 20% per round, the output layer 10%
@@ -77,6 +80,7 @@ for target in targets:
 print("Pruning alone costs accuracy at high sparsity: the lottery ticket experiment therefore *retrains* the")
 print("pruned network, from its original initialisation (tutorial 6).")
 
+# %%
 heading("4. why masks: momentum brings pruned weights back")
 
 
@@ -133,6 +137,7 @@ assert still_zero and state_zero
 print("Mask-aware means: backward multiplies a pruned weight's gradient by 0, the optimizer multiplies what it")
 print("feeds its state by the mask too (so momentum cannot build up), and re-zeroes the weight after every step.")
 
+# %%
 fig, ax = plt.subplots(figsize=(6.5, 4))
 ax.plot(percents, 100 * np.array(accuracies), "o-", lw=2)
 ax.set_xscale("log")

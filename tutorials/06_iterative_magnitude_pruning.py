@@ -37,11 +37,12 @@ from minilottery.models import build_model
 from minilottery.prune import check_nested, default_rates, magnitude_prune, masked_weights, prune_count, sparsity
 from minilottery.training import TrainConfig, train
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "06_iterative_magnitude_pruning.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)
 
+# %%
 heading("1. the algorithm (Section 2)")
 print("1. Randomly initialise a network f(x; θ0).")
 print("2. Train it for j iterations, arriving at θj.")
@@ -49,6 +50,7 @@ print("3. Prune p% of the remaining weights of each layer, those of smallest |w|
 print("4. Reset the survivors to their values in θ0: the candidate ticket f(x; m ⊙ θ0).")
 print("5. Repeat 2-4 from the ticket: each round prunes p% of what is left (iterative pruning).")
 
+# %%
 heading("2. the loop, written out (a small setting: 3,000 training images, 100 iterations a training)")
 small_data = data.subset(3000, 500, 1000)
 small = IMPConfig(model="lenet_300_100", rounds=3, prune_rate=0.2, reset="init", controls=(),
@@ -71,6 +73,7 @@ for index in range(small.rounds + 1):
     masks = magnitude_prune(model.state_dict(), masks, rates)  # step 3: prune p% of the survivors by |θj|
 print("Every training uses the same data order (TrainConfig.seed), so rounds differ only in mask and start.")
 
+# %%
 heading("3. run_imp is that loop")
 result = run_imp(small, small_data, device=args.device, progress=False)  # the same config, the same seeds
 for (masks, accuracy), rnd in zip(by_hand, result.rounds, strict=True):
@@ -80,6 +83,7 @@ print(f"run_imp gives the same {len(result.rounds)} rounds: the same masks and t
 print("What it adds: the controls (tutorial 7), rewinding and other pruning schedules (tutorial 8), and, with a")
 print("store, a record of every round from which an interrupted run continues (below).")
 
+# %%
 heading("4. the experiment: run_imp_in_folder, one line per round")
 config = IMPConfig(
     model="lenet_300_100", rounds=3 if args.quick else 15, prune_rate=0.2, reset="init", controls=(),
@@ -112,6 +116,7 @@ with Timer() as t:
 rounds = result.rounds
 print(f"{len(rounds)} rounds in {t.seconds:.0f} s; the whole record is in {run_dir}")
 
+# %%
 heading("5. the masks are nested: a pruned weight never comes back")
 for previous, rnd in zip(rounds, rounds[1:]):
     assert check_nested(rnd.masks, previous.masks), f"round {rnd.index} revived a pruned weight"
@@ -127,6 +132,7 @@ for name, layer in s["layers"].items():
           f"(1 - {rates[name]})^{last.index} = {100 * (1 - rates[name]) ** last.index:.2f}%)")
 print("The rounding of each round's count makes the kept fraction differ from (1 - rate)^n in the last digits.")
 
+# %%
 heading("6. the reset restores θ0 on the survivors")
 theta0 = runs.load_npz(run_dir / "theta0.npz")  # run_imp_in_folder keeps θ0 in the run folder
 fresh = build_model(config.model, seed=config.seed).state_dict()  # ... and it is the seed's θ0
@@ -148,6 +154,7 @@ pruned_stay_zero = all(np.all(r.arms["ticket"].final_weights[n][~r.masks[n]] == 
 print("pruned weights are still exactly 0.0 after every round's training:", pruned_stay_zero)
 assert pruned_stay_zero
 
+# %%
 heading("7. the winning ticket: accuracy and learning speed as the network shrinks")
 summary = plots.load_summary(run_dir)  # the run's summary.json: what `minilottery report` prints
 dense = summary["rounds"][0]["arms"]["ticket"]
@@ -178,6 +185,7 @@ if not args.quick:
 save_figure(plots.plot_accuracy_vs_weights(summary), args, "accuracy_vs_weights")
 save_figure(plots.plot_early_stop_vs_weights(summary), args, "early_stop_vs_weights")
 
+# %%
 heading("8. which inputs the first layer keeps")
 mask = last.masks["1.W"]  # (300, 784): hidden unit x input pixel
 per_pixel = mask.sum(axis=0).reshape(28, 28)  # (784,) -> (28, 28): connections each pixel keeps

@@ -39,11 +39,12 @@ from minilottery.lab.tables import format_table
 from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.prune import sparsity
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "07_controls.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)
 
+# %%
 heading("1. three arms per round")
 quick = {"rounds": 3, "iterations": 300, "eval_every": 50} if args.quick else {}
 config = from_preset("lenet-quick", controls=("reinit", "random_prune"), **quick)  # minilottery/lab/presets.py
@@ -54,6 +55,7 @@ print("  reinit        the same mask m, a new draw θ0' from the same Gaussian G
 print("  random_prune  a random mask with the ticket's count of weights in every layer, reset to θ0")
 print("All three see the same minibatches in the same order, so only the mask and the start values differ.")
 
+# %%
 heading("2. running it")
 run_dir = args.figures / ("run_quick" if args.quick else "run")
 done = len(runs.completed_rounds(run_dir))
@@ -73,6 +75,7 @@ with Timer() as t:
 rounds = result.rounds
 print(f"{sum(len(r.arms) for r in rounds)} trainings in {t.seconds:.0f} s")
 
+# %%
 heading("3. each control is what it claims to be")
 last = rounds[-1]
 ticket, reinit, random_prune = (last.arms[arm] for arm in ("ticket", "reinit", "random_prune"))
@@ -93,6 +96,7 @@ print(f"A random mask keeping p of a layer shares about p of the ticket's positi
 print("it is a different sub-network of the same size. Note that the survivors' θ0 values are larger than")
 print("θ0 on average (std above): magnitude pruning keeps weights that end large, and those often started large.")
 
+# %%
 heading("4. the results")
 summary = plots.load_summary(run_dir)
 print(format_table(summary))  # the table `minilottery report DIR` prints
@@ -114,6 +118,7 @@ save_figure(plots.plot_early_stop_vs_weights(summary), args, "early_stop_vs_weig
 histories = plots.load_histories(run_dir, rounds=plots.select_rounds(summary))  # rounds near 100, 51, 21, 7, 3.6%
 save_figure(plots.plot_learning_curves(summary, histories), args, "learning_curves")
 
+# %%
 heading("5. learning speed at the sparsest round")
 curves = {arm: last.arms[arm].metrics["history"] for arm in config.arms}
 middle = len(curves["ticket"]["iteration"]) // 2  # an evaluation halfway through training

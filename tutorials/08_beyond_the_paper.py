@@ -44,13 +44,14 @@ from minilottery.optim import make_optimizer
 from minilottery.prune import sparsity
 from minilottery.training import TrainConfig, train_step
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "08_beyond_the_paper.py")
 full = load_mnist()
 data = full.subset(3000, 500, 1000) if args.quick else full
 run_root = args.figures / ("run_quick" if args.quick else "run")  # one run directory per experiment below
 lenet_training = TrainConfig(iterations=300 if args.quick else 2000, eval_every=50 if args.quick else 100, seed=0)
 
 
+# %%
 def imp(name, config, data):
     """IMP recorded in run_root/name, without progress bars; finished rounds already there are read back."""
     with Timer() as t:
@@ -63,6 +64,7 @@ def accuracy(rnd, arm="ticket"):
     return rnd.arms[arm].metrics["test_accuracy_at_early_stop"]
 
 
+# %%
 heading("a. late resetting: rewind to θK instead of θ0")
 print("Frankle et al. (2019) found that for deep networks trained at standard learning rates, IMP with the reset")
 print("to θ0 finds no winning ticket, while resetting to θK, the weights after K iterations (0.1-7% of training),")
@@ -123,6 +125,7 @@ ax.grid(alpha=0.3)
 ax.legend(loc="lower right")
 save_figure(fig, args, "rewinding")
 
+# %%
 heading("b. global vs layer-wise pruning")
 print("Layer-wise (the paper's LeNet and Conv-2/4/6): every hidden layer loses 20% of its weights per round, the")
 print("output layer 10%. Global (the paper's Section 5, for VGG-19 and ResNet-18): all weights compete in one")
@@ -190,6 +193,7 @@ for ax in (ax_layers, ax_acc):
 fig.tight_layout()
 save_figure(fig, args, "global_vs_layerwise")
 
+# %%
 heading("c. Conv-2 on MNIST: IMP on a convolutional network")
 # The whole training set (only iterations × 60 images are drawn from it), but smaller validation and test sets:
 # a Conv-2 forward pass over 15,000 images takes several seconds on this CPU, and we evaluate 3 times a training.

@@ -29,8 +29,9 @@ from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.training import train_step
 
-args = parse_args(__doc__, __file__)
+args = parse_args(__doc__, "09_gpu.py")
 
+# %%
 heading("1. which devices are there?")
 devices = ["cpu"]
 try:
@@ -41,6 +42,7 @@ except backend.DeviceError as exc:
     print(f"no GPU here: {exc}")
     print("Timing the CPU only; the code below is exactly what runs on the GPU when one is there.")
 
+# %%
 heading("2. the same step on every device: only the data's location changes")
 rng = np.random.default_rng(0)
 x_host = rng.random((60, 1, 28, 28)).astype(np.float32)  # a batch of 60 MNIST-shaped images
@@ -61,6 +63,7 @@ for device in devices:
         timings[device, name] = 1e3 * t.seconds / steps[name]
         print(f"{name:14s} on {device}: {timings[device, name]:8.2f} ms per training step")
 
+# %%
 heading("3. timing GPU code: synchronise, or you time nothing")
 if "gpu" in devices:
     model = build_model("conv2", (1, 28, 28), seed=0).to("gpu")
@@ -83,6 +86,7 @@ else:
 print("What to expect: LeNet-300-100's matrices are small (batch 60), so a GPU gains little over a good CPU on it;")
 print("Conv-2's convolutions are ~3.6 GFLOP per forward pass, where a GPU is tens of times faster than 2 cores.")
 
+# %%
 fig, ax = plt.subplots(figsize=(6, 4))
 width = 0.8 / len(devices)
 for k, device in enumerate(devices):

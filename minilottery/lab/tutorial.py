@@ -3,11 +3,20 @@
 Every tutorial accepts ``--quick`` (a small data subset and few iterations, finishing in seconds; the test
 suite runs each one that way), ``--device cpu|gpu``, ``--threads N`` (BLAS threads, see
 ``minilottery/lab/threads.py``), and writes its figures to ``tutorials/figures/<script name>/`` (or ``--figures DIR``).
+
+Each tutorial is also a notebook (``tutorials/NN_name.ipynb``, made from the script by
+``python -m minilottery.lab.notebooks``). A notebook takes no flags: inside a Jupyter kernel ``sys.argv`` holds
+the kernel's own arguments, so ``parse_args`` parses none and reads the environment instead:
+``MINILOTTERY_QUICK=1`` for quick mode (scripts read it too), ``MINILOTTERY_DEVICE`` and ``MINILOTTERY_THREADS``
+as everywhere else. Its figures go to ``figures/<script name>/`` in the kernel's working folder (Jupyter starts
+it in the notebook's folder, so that is ``tutorials/figures/<script name>/`` again), and each is shown below the
+cell that saved it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,37 +29,71 @@ from minilottery.files import atomic_savefig
 from minilottery.lab import threads
 from minilottery.lab.cli import one_line
 
+QUICK_ENV = "MINILOTTERY_QUICK"  # "1": quick mode, as --quick (the only way to ask for it in a notebook)
+
 
 def parse_args(doc: str, script: str,
                extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """Parses the common tutorial flags; ``doc`` is the script's docstring (its first line is the title).
+
+    ``script`` is the tutorial's file name, e.g. ``"04_train_lenet.py"``: each tutorial names itself, because a
+    notebook has no ``__file__``. In a notebook no flags are parsed (see the module docstring): every option
+    keeps its default, and ``$MINILOTTERY_QUICK`` turns quick mode on.
 
     Also selects the device (``backend.use``), limits BLAS to ``args.threads`` threads for the rest of the
     script (``threads.apply``), and creates the figure folder, stored as ``args.figures``. From here on an
     error the user can fix (missing data, no GPU, a bad value, an unwritable folder) ends the script in one
     line (see ``end_in_one_line``).
     """
+    notebook = in_notebook()
     end_in_one_line(Path(script).name)
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
                                      epilog="See the top of the script for more.")
-    parser.add_argument("--quick", action="store_true", help="tiny data and few iterations: finishes in seconds")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"tiny data and few iterations: finishes in seconds (also ${QUICK_ENV}=1)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the figures")
     threads.add_argument(parser)
     if extra is not None:
         extra(parser)
-    args = parser.parse_args()
+    args = parser.parse_args([] if notebook else None)  # a kernel's sys.argv is its own: -f kernel-....json
     if args.device:
         backend.use(args.device)
     args.device = backend.default_device()
     try:
+        args.quick = args.quick or quick_from_environment()
         args.threads = threads.apply(args.threads)
-    except ValueError as exc:  # a bad $MINILOTTERY_THREADS: argparse's one-line usage error
-        parser.error(str(exc))
-    stem = Path(script).stem
-    args.figures = args.figures or Path(script).resolve().parent / "figures" / stem
+    except ValueError as exc:  # a bad $MINILOTTERY_THREADS or $MINILOTTERY_QUICK
+        if notebook:
+            raise
+        parser.error(str(exc))  # argparse's one-line usage error
+    args.figures = args.figures or figure_folder(script)
     args.figures.mkdir(parents=True, exist_ok=True)
     return args
+
+
+def quick_from_environment() -> bool:
+    """Whether ``$MINILOTTERY_QUICK`` asks for quick mode: "1" yes; "0" or unset no; anything else a ValueError."""
+    text = os.environ.get(QUICK_ENV, "").strip()
+    if text not in ("", "0", "1"):
+        raise ValueError(f"{QUICK_ENV} must be 1 (quick mode) or 0, got {text!r}; set it to 1, or unset it")
+    return text == "1"
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (Jupyter, Colab, nbclient), False in a script, even one run by IPython.
+
+    Only a kernel's shell has a ``kernel``; IPython is not imported here unless it is already running.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
+def figure_folder(script: str) -> Path:
+    """``figures/<script name>/`` beside the running script, or in a notebook under the kernel's working folder."""
+    here = Path.cwd() if in_notebook() else Path(sys.argv[0]).resolve().parent
+    return here / "figures" / Path(script).stem
 
 
 USER_ERRORS = (DataError, DeviceError, ValueError, OSError)
@@ -62,7 +105,12 @@ def end_in_one_line(script: str) -> None:
     The tutorials run top to bottom without a ``main()`` to wrap, so this sets ``sys.excepthook``, which
     Python calls with any exception nobody caught: USER_ERRORS (e.g. MNIST missing: the message says how
     to get it) and Ctrl-C print one line; any other exception is a bug and keeps its traceback.
+    In a notebook this does nothing: IPython shows a cell's exception itself (a traceback whose last line is
+    the same message), never through ``sys.excepthook``, which it keeps as its own.
     """
+    if in_notebook():
+        return
+
     def hook(kind, exc, tb) -> None:
         if issubclass(kind, USER_ERRORS):
             print(f"{script}: error: {one_line(exc)}", file=sys.stderr)
@@ -79,12 +127,20 @@ def heading(text: str) -> None:
     print(f"\n== {text} ==")
 
 
-def save_figure(fig, args: argparse.Namespace, name: str) -> Path:
-    """Saves ``fig`` as PNG under the tutorial's figure folder and prints where."""
+def save_figure(fig, args: argparse.Namespace, name: str) -> None:
+    """Saves ``fig`` as PNG under the tutorial's figure folder and prints where; a notebook also shows it.
+
+    The notebook shows the saved file rather than ``fig``: the tutorials draw with the Agg backend, which
+    shows nothing by itself, so each figure appears once, exactly as saved. Nothing is returned, so a cell
+    that ends with ``save_figure(...)`` shows no ``Out[...]`` line.
+    """
     path = args.figures / f"{name}.png"
     atomic_savefig(fig, path, dpi=120, bbox_inches="tight")
     print(f"figure: {path}")
-    return path
+    if in_notebook():
+        from IPython.display import Image, display
+
+        display(Image(filename=str(path)))
 
 
 class Timer:
