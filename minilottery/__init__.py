@@ -33,6 +33,7 @@ _API = {
     "make_optimizer": "optim",
     "full_masks": "prune", "magnitude_prune": "prune", "random_prune": "prune",
     "TrainConfig": "training", "TrainResult": "training", "train": "training",
+    "load_ticket": "ticket_file",
 }
 
 __all__ = ["__version__", *sorted(_API)]

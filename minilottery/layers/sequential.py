@@ -14,8 +14,10 @@ from minilottery.layers.base import Layer
 class Sequential:
     """Applies ``layers`` in order; ``backward`` runs them in reverse.
 
-    Parameter names are ``f"{index}.{key}"`` (``"0.W"`` is the first layer's weight), the naming PyTorch's
-    ``nn.Sequential`` uses, so a state dict maps one-to-one onto ``torch`` modules with the same layers.
+    Parameter names are ``f"{index}.{key}"`` (``"0.W"`` is the first layer's weight, ``"0.b"`` its bias). The
+    index is the one PyTorch's ``nn.Sequential`` gives the same layer, and W and b have torch's shapes, but the
+    keys are W and b where torch says weight and bias: ``minilottery.ticket_file.torch_name`` maps one name onto
+    the other ("1.W" -> "1.weight"), so a state dict maps one-to-one onto an ``nn.Sequential`` of the same layers.
     Optimizers, pruning and checkpoints all address parameters through these names.
     """
 
