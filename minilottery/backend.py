@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-GPU_INSTALL_HINT = 'pip install "minilottery[gpu]"'
+GPU_INSTALL_HINT = 'pip install -e ".[gpu]"'
 
 
 class DeviceError(RuntimeError):
@@ -82,7 +82,7 @@ def _cupy_backend() -> Backend:
     except Exception as exc:  # CuPy raises CUDARuntimeError or a driver error here
         raise DeviceError(
             f"the GPU was requested but no CUDA device is usable ({type(exc).__name__}: {exc}); "
-            f"check the NVIDIA driver and that {GPU_INSTALL_HINT} matches your CUDA version, or use --device cpu"
+            f"check the NVIDIA driver (nvidia-smi) and that CuPy came from {GPU_INSTALL_HINT}, or use --device cpu"
         ) from None
     if count < 1:
         raise DeviceError("the GPU was requested but CUDA reports no device; use --device cpu")

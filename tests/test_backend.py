@@ -51,7 +51,7 @@ def test_gpu_without_cupy_is_one_clear_line():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     message = out.stdout.strip()
     assert "\n" not in message
-    assert 'pip install "minilottery[gpu]"' in message
+    assert 'pip install -e ".[gpu]"' in message
 
 
 def test_cli_gpu_without_cupy_prints_one_line_not_a_traceback():
@@ -61,7 +61,7 @@ def test_cli_gpu_without_cupy_prints_one_line_not_a_traceback():
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
-    assert 'pip install "minilottery[gpu]"' in out.stderr
+    assert 'pip install -e ".[gpu]"' in out.stderr
 
 
 def test_scatter_add_accumulates_repeats(device):
