@@ -406,3 +406,50 @@ def read_until_paused(proc, stderr_path: Path, hang_guard_seconds: float = 600) 
     proc.wait()
     raise AssertionError(f"the child ended (exit code {proc.returncode}) before pausing; its stderr: "
                          f"{stderr_path.read_text()}")
+
+
+# -- a fake run folder with weights, as `minilottery export` reads it --------------------------------------------------
+
+
+FAKE_DATA = {"name": "mnist", "train": 55000, "val": 5000, "test": 10000, "shape": [1, 28, 28]}  # config.json's "data"
+
+
+def make_fake_weight_run(run_dir: Path, rounds: int = 3, random_prune: bool = True) -> dict:
+    """``make_fake_run`` (round 2 without reinit) plus the files it leaves out that a ticket needs: a real
+    config.json record, θ0 (with non-zero biases), and every arm's ``init.npz`` and ``final.npz`` (pruned entries 0),
+    and random_prune's own ``masks.npz``. Returns the summary."""
+    from minilottery import prune
+    from minilottery.models import build_model
+
+    summary = make_fake_run(run_dir, rounds=rounds, random_prune=random_prune)
+    config = IMPConfig(rounds=rounds, controls=("reinit", "random_prune") if random_prune else ("reinit",))
+    (run_dir / "config.json").write_text(json.dumps({**config.to_dict(), "data": FAKE_DATA}))
+    rng = np.random.default_rng(5)
+
+    def weights(seed: int) -> dict[str, np.ndarray]:
+        state = build_model("lenet_300_100", seed=seed).state_dict()
+        return {name: (0.1 * rng.standard_normal(v.shape)).astype(np.float32) if name.endswith(".b") else v
+                for name, v in state.items()}
+
+    theta0 = weights(0)
+    np.savez(run_dir / "theta0.npz", **theta0)
+    for info in summary["rounds"]:
+        rdir = runs.round_dir(run_dir, info["round"])
+        masks = runs.load_npz(rdir / "masks.npz")
+        for arm in info["arms"]:
+            arm_masks = prune.random_prune(masks, rng) if arm == "random_prune" else masks
+            if arm == "random_prune":
+                np.savez(rdir / arm / "masks.npz", **arm_masks)
+            init = prune.masked_weights(weights(1000 + info["round"]) if arm == "reinit" else theta0, arm_masks)
+            moved = {name: v + (0.05 * rng.standard_normal(v.shape)).astype(np.float32) for name, v in init.items()}
+            np.savez(rdir / arm / "init.npz", **init)
+            np.savez(rdir / arm / "final.npz", **prune.masked_weights(moved, arm_masks))
+    return summary
+
+
+def synthetic_load_data_paused_after_round(index: int, dataset: str = "mnist", data_dir: str | None = None) -> Dataset:
+    """``commands.imp.load_data`` as ``functools.partial(synthetic_load_data_paused_after_round, index)``: the
+    synthetic data, in a process that pauses after round ``index`` (``pause_after_round``). The ``trials``
+    command hands it to its spawned workers, so each of them installs the pause itself."""
+    pause_after_round(index)
+    return synthetic_data()

@@ -12,7 +12,10 @@ completed rounds back and trains only the rest, with the same results an uninter
 What the folder guards against:
 
 * another config: DIR holding a run made with other options or other data is refused, naming what differs,
-  unless ``overwrite`` (which removes the run's own files and nothing else);
+  unless ``overwrite`` (which removes the run's own files and nothing else). One change is not another run but
+  the same one asked to go further: a larger ``rounds`` or a lower ``target_percent`` (``extends``). The rounds
+  on disk are then exactly the first rounds of the longer run, so it continues after them and records the new
+  config;
 * damaged files: every file of the completed rounds is read and checked (names and shapes) before any
   training, so a damaged one is named now, not after hours; ``overwrite`` starts the run again;
 * half-done work: temporary files and round folders without their round.json marker are discarded;
@@ -49,12 +52,14 @@ def run_imp_in_folder(
     device: str | None = None,
     progress: bool = True,
     on_round: Callable[[RoundResult], None] | None = None,
+    on_read_back: Callable[[RoundResult], None] | None = None,
 ) -> IMPResult:
-    """``run_imp`` recorded in ``out_dir``: a new run starts there, an interrupted one continues.
+    """``run_imp`` recorded in ``out_dir``: a new run starts there, an interrupted (or extended) one continues.
 
     Args:
-        config, data, device, progress, on_round: as ``run_imp`` takes them (``on_round`` is also called for
-            the rounds read back).
+        config, data, device, progress, on_round: as ``run_imp`` takes them.
+        on_read_back: called instead of ``on_round`` with each round read back from ``out_dir`` rather than
+            trained (None: ``on_round`` is called for those rounds too).
         out_dir: the run folder (created if new).
         overwrite: replace a run in ``out_dir`` made with a different config, or a damaged one (only the
             run's own files).
@@ -71,7 +76,14 @@ def run_imp_in_folder(
     check_data(data, config.train.batch_size)
     device = get_backend(device).name  # an unusable device fails here, before anything is written
     with RunFolder(out_dir, config, data, overwrite) as store:
-        result = run_imp(config, data, store=store, device=device, progress=progress, on_round=on_round)
+        read_back = len(store.finished)  # rounds 0 .. read_back - 1 come from the folder
+
+        def report(rnd: RoundResult) -> None:
+            call = on_read_back if rnd.index < read_back and on_read_back is not None else on_round
+            if call is not None:
+                call(rnd)
+
+        result = run_imp(config, data, store=store, device=device, progress=progress, on_round=report)
     result.out_dir = store.path
     return result
 
@@ -232,7 +244,18 @@ def run_status(path: str | Path, config: IMPConfig, data: Any, overwrite: bool =
 
     Returns:
         "new" (nothing of a run there yet, or one that ``overwrite`` will replace), "partial" (this run,
-        interrupted: it will continue) or "complete" (this run, finished: it only reloads).
+        interrupted or extended: it will continue) or "complete" (this run, finished: it only reloads).
+
+    Raises:
+        As ``rounds_on_disk``.
+    """
+    done = rounds_on_disk(path, config, data, overwrite)
+    return "complete" if stop_reason(config, done) is not None else "partial" if done else "new"
+
+
+def rounds_on_disk(path: str | Path, config: IMPConfig, data: Any, overwrite: bool = False) -> list[dict[str, Any]]:
+    """The round.json of every round ``run_imp_in_folder(config, data, path)`` will read back instead of
+    training (empty: a new run, or one that ``overwrite`` replaces), without changing anything.
 
     Raises:
         ValueError: ``path`` is a file or a trials folder, or holds a run of another config (and ``overwrite``
@@ -241,11 +264,10 @@ def run_status(path: str | Path, config: IMPConfig, data: Any, overwrite: bool =
     path = Path(path)
     record = run_record(config.validate(), data)
     if not _usable_out(path).is_dir():
-        return "new"
+        return []
     if _check_run_dir(path, record, overwrite) or not (path / "config.json").is_file():
-        return "new"
-    done = runs.completed_rounds(path)
-    return "complete" if stop_reason(config, done) is not None else "partial" if done else "new"
+        return []
+    return runs.completed_rounds(path)
 
 
 def _usable_out(path: Path) -> Path:
@@ -259,8 +281,9 @@ def _usable_out(path: Path) -> Path:
 
 
 def _check_run_dir(path: Path, record: dict[str, Any], overwrite: bool) -> list[str]:
-    """Raises ValueError unless DIR is new, holds this run, or ``overwrite`` allows replacing it; returns how
-    the run there differs from ``record`` (empty: the same run, or nothing there)."""
+    """Raises ValueError unless DIR is new, holds this run (or a run that ``record`` extends), or ``overwrite``
+    allows replacing it; returns how the run there differs from ``record`` (empty: the same run, one that
+    ``record`` extends, or nothing there)."""
     _usable_out(path)
     config_file = path / "config.json"
     if config_file.is_file() or config_file.is_symlink():
@@ -268,7 +291,7 @@ def _check_run_dir(path: Path, record: dict[str, Any], overwrite: bool) -> list[
         if config_file.is_symlink() or not runs.is_run_record(old):
             raise ValueError(f"{config_file} was not written by minilottery (it is not an IMP run record); "
                              f"choose another --out: nothing in {path} is replaced, even with --overwrite")
-        diffs = _differences(old, record)
+        diffs = [] if extends(old, record) else _differences(old, record)
         if diffs and not overwrite:
             raise ValueError(f"{path} was made with a different config (differs in: {', '.join(diffs)}); "
                              f"use --overwrite to replace it or choose another --out")
@@ -278,6 +301,25 @@ def _check_run_dir(path: Path, record: dict[str, Any], overwrite: bool) -> list[
         raise ValueError(f"{path} holds files named like a run's ({', '.join(found[:3])}) but no config.json; "
                          f"minilottery will not delete them, even with --overwrite: choose another --out")
     return []
+
+
+EXTENDING = ("rounds", "target_percent")  # the options whose change asks a run to go further
+
+
+def extends(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the config.json ``new`` is the run ``old`` asked to go further: nothing changed but a larger
+    ``rounds`` (None: no limit) or a lower ``target_percent`` (None: no target), so that the new run stops no
+    earlier than the old one, and every round the old one completed is a round the new one trains the same way
+    (nothing in a round depends on where the run will stop). One-shot runs are never extended: their single
+    pruning step aims at where ``rounds`` or ``target_percent`` would get."""
+    a, b = _flatten(old), _flatten(new)
+    changed = {key for key in set(a) | set(b) if a.get(key) != b.get(key)}
+    if not changed or not changed <= set(EXTENDING) or b.get("one_shot"):
+        return False
+    rounds, target = (a.get("rounds"), b.get("rounds")), (a.get("target_percent"), b.get("target_percent"))
+    more_rounds = rounds[1] is None or (rounds[0] is not None and rounds[1] >= rounds[0])
+    lower_target = target[1] is None or (target[0] is not None and target[1] <= target[0])
+    return more_rounds and lower_target
 
 
 def _describe(data: Any, name: str) -> dict[str, Any]:
@@ -295,8 +337,9 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
     """Nested config -> flat names: the train options under their own names (``iterations``), clashes and
-    the data description prefixed (``train.seed``, ``data.train``)."""
-    flat = {k: v for k, v in d.items() if not isinstance(v, dict)}
+    the data description prefixed (``train.seed``, ``data.train``). What config.json records about the machines
+    the run ran on (``environment``, ``resumed_with``) is left out: it is not part of the config."""
+    flat = {k: v for k, v in d.items() if not isinstance(v, dict) and k != "resumed_with"}  # a record, not config
     for k, v in (d.get("train") or {}).items():
         flat[f"train.{k}" if k in flat else k] = v
     for k, v in (d.get("data") or {}).items():
@@ -308,4 +351,4 @@ def _show(value: Any) -> str:
     return "(none)" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
-__all__ = ["RunFolder", "run_imp_in_folder", "run_record", "run_status"]
+__all__ = ["EXTENDING", "RunFolder", "extends", "rounds_on_disk", "run_imp_in_folder", "run_record", "run_status"]

@@ -7,10 +7,11 @@ especially. ``run_trials`` runs K independent IMP experiments with seeds s, s+1,
 
 Where the trials run. Any ``concurrent.futures.Executor`` will do; we do not write a scheduler:
 
-* ``workers=1`` (no executor): one after another in this process, with a progress bar per training;
+* ``workers=1`` (no executor): one after another in this process, with a progress bar per training below
+  the bar of the whole run;
 * ``workers=W``: a ``ProcessPoolExecutor`` of W processes;
 * ``executor=client.get_executor()`` of a Dask ``distributed.Client`` (``minilottery trials --scheduler
-  HOST:PORT``, extra ``minilottery[dask]``): an existing cluster. The workers read the data and write the
+  HOST:PORT``, extra: ``pip install -e ".[dask]"``): an existing cluster. The workers read the data and write the
   trial folders themselves, so the data folder and OUT must be paths every worker can reach (the same machine,
   or a shared file system).
 
@@ -28,7 +29,9 @@ Layout of OUT::
     OUT/figures/           the figures with min/max error bars
 
 Running the same command again skips finished trials and continues interrupted ones after their last
-completed round; a trial is never run twice at the same time (a lock file per trial, ``OUT/.seed_<s>.lock``).
+completed round; with a larger ``rounds`` (or a lower ``target_percent``) it extends every trial
+(``run_folder.extends``). A trial is never run twice at the same time (a lock file per trial,
+``OUT/.seed_<s>.lock``).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ from minilottery.checks import check_int
 from minilottery.imp import ARM_METRICS, IMPConfig, stop_reason
 from minilottery.lab import runs, tables
 from minilottery.lab import threads as blas_threads
-from minilottery.lab.run_folder import run_imp_in_folder, run_status
+from minilottery.lab.progress import RunBar, planned_percents, trainings
+from minilottery.lab.run_folder import rounds_on_disk, run_imp_in_folder
 from minilottery.lab.runs import TRIALS_FILE
 
 POLL_SECONDS = 1.0  # how often the progress bar counts the trials' completed rounds
@@ -95,6 +99,8 @@ class TrialTask:
         threads: BLAS threads for this trial (``minilottery.lab.threads``; None: ``threads.resolve()`` in the worker).
         overwrite: replace a run of another config in ``out_dir``.
         progress: progress bars (only sensible when the trial runs in this process).
+        on_round: called with each round the trial trains (not with those read back); only when the trial runs
+            in this process, since a callable seldom travels to another one.
     """
 
     config: dict[str, Any]
@@ -104,6 +110,7 @@ class TrialTask:
     threads: int | None = None
     overwrite: bool = False
     progress: bool = False
+    on_round: Callable[[Any], None] | None = None
 
 
 def run_trial(task: TrialTask) -> dict[str, Any]:
@@ -115,8 +122,12 @@ def run_trial(task: TrialTask) -> dict[str, Any]:
         warnings.showwarning = warn_in_one_line(f"trials ({out.name})")  # a worker's warnings read as the CLI's
         config = IMPConfig.from_dict(task.config)
         result = run_imp_in_folder(config, task.loader(), out, overwrite=task.overwrite, device=task.device,
-                                   progress=task.progress)
+                                   progress=task.progress, on_round=task.on_round, on_read_back=_ignore)
         return result.summary()
+
+
+def _ignore(rnd: Any) -> None:
+    """``on_read_back`` of a trial: rounds already on disk are not progress."""
 
 
 @contextlib.contextmanager
@@ -161,14 +172,24 @@ def _exit_with_parent(lifeline: multiprocessing.connection.Connection) -> None:
 @contextlib.contextmanager
 def process_pool(workers: int) -> Iterator[concurrent.futures.ProcessPoolExecutor]:
     """A pool of ``workers`` fresh processes ("spawn": nothing inherited from this one but its arguments), each
-    of which ends when this process dies (``_exit_with_parent``); the pool shuts down on exit."""
+    of which ends when this process dies (``_exit_with_parent``); the pool shuts down on exit.
+
+    An interrupt (Ctrl-C, or SIGTERM, which ``minilottery`` turns into one) ends the workers at once instead of
+    waiting for their trials: a kill reaches only this process, and the trial folders keep every completed round.
+    """
     context = multiprocessing.get_context("spawn")
     lifeline, held_by_parent = context.Pipe(duplex=False)  # (read end, write end)
+    pool = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                                                  initializer=_exit_with_parent, initargs=(lifeline,))
+    wait = True  # for the running trials to finish
     try:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                                                    initializer=_exit_with_parent, initargs=(lifeline,)) as pool:
-            yield pool
+        yield pool
+    except KeyboardInterrupt:
+        wait = False
+        held_by_parent.close()  # ends every worker now (their watchers see the pipe close)
+        raise
     finally:
+        pool.shutdown(wait=wait, cancel_futures=not wait)
         held_by_parent.close()  # only after the shutdown has joined the workers: closing it ends them
         lifeline.close()
 
@@ -215,7 +236,8 @@ def run_trials(
             i.e. $MINILOTTERY_THREADS, else 1). Each trial equals ``run_imp_in_folder`` under
             ``threads.limit(threads)``.
         overwrite: replace trial folders holding a run of another config.
-        progress: a progress bar (rounds done over all trials).
+        progress: progress bars: one over every training left (``progress.RunBar``), and in this process one
+            per training.
         log: where one line per finished trial goes (None: nowhere).
 
     Raises:
@@ -233,15 +255,12 @@ def run_trials(
     device = get_backend(device).name
     seeds = trial_seeds(config.seed, trials)
     data = loader()  # missing data fails here, once, rather than in every worker
-    status = {seed: run_status(trial_dir(out, seed), trial_config(config, seed), data, overwrite) for seed in seeds}
+    done = {seed: rounds_on_disk(trial_dir(out, seed), trial_config(config, seed), data, overwrite) for seed in seeds}
+    per_trial = trainings(config, len(planned_percents(config, tuple(data.x_train.shape[1:]))))
     del data
     runs.atomic_write_json(out / TRIALS_FILE, {"config": config.to_dict(), "seeds": seeds})
-
-    in_process = executor is None and workers == 1
-    tasks = {seed: TrialTask(trial_config(config, seed).to_dict(), str(trial_dir(out, seed)), loader, device,
-                             threads_per_trial, overwrite, progress and in_process)
-             for seed in seeds if status[seed] != "complete"}
-    summaries = {seed: runs.load_summary(trial_dir(out, seed)) for seed in seeds if status[seed] == "complete"}
+    complete = [seed for seed in seeds if stop_reason(config, done[seed]) is not None]
+    summaries = {seed: runs.load_summary(trial_dir(out, seed)) for seed in complete}
     if log and summaries:
         log(f"{len(summaries)} of {trials} trials already complete (seeds {_seed_list(summaries)}): skipped")
 
@@ -249,16 +268,27 @@ def run_trials(
         summaries[seed] = summary
         if log:
             last = summary["rounds"][-1]
-            log(f"trial seed {seed} done: {len(summary['rounds'])} rounds, down to "
-                f"{last['percent_remaining']:.1f}% of the weights")
+            bar.write(f"trial seed {seed} done: {len(summary['rounds'])} rounds, down to "
+                      f"{last['percent_remaining']:.1f}% of the weights", log)
 
-    if in_process:
-        for seed, task in tasks.items():
-            finished(seed, run_trial(task))
-    elif tasks:
-        with contextlib.ExitStack() as stack:
-            pool = executor if executor is not None else stack.enter_context(process_pool(workers))
-            _run_on(pool, tasks, finished, out, config, seeds, progress)
+    def trained_so_far() -> int:
+        """Trainings of this run so far, counted from the rounds the trials' folders hold."""
+        return sum(trainings(config, len(runs.completed_rounds(trial_dir(out, seed)))) for seed in seeds) - before
+
+    before = sum(trainings(config, len(done[seed])) for seed in seeds)
+    in_process = executor is None and workers == 1
+    with RunBar(per_trial * len(seeds) - before, progress, desc=f"{len(seeds)} trials") as bar:
+        tasks = {seed: TrialTask(trial_config(config, seed).to_dict(), str(trial_dir(out, seed)), loader, device,
+                                 threads_per_trial, overwrite, progress and in_process,
+                                 bar.round_done if in_process else None)
+                 for seed in seeds if seed not in complete}
+        if in_process:
+            for seed, task in tasks.items():
+                finished(seed, run_trial(task))
+        elif tasks:
+            with contextlib.ExitStack() as stack:
+                pool = executor if executor is not None else stack.enter_context(process_pool(workers))
+                _run_on(pool, tasks, finished, lambda: bar.count(trained_so_far()))
     summary = aggregate([summaries[seed] for seed in seeds])
     runs.atomic_write_json(out / "summary.json", summary)
     runs.atomic_write_text(out / "summary.csv", tables.trials_csv(summary))
@@ -266,14 +296,10 @@ def run_trials(
 
 
 def _run_on(pool: concurrent.futures.Executor, tasks: dict[int, TrialTask], finished: Callable[[int, dict], None],
-            out: Path, config: IMPConfig, seeds: list[int], progress: bool) -> None:
-    """Submits every task to ``pool`` and waits, counting the trials' completed rounds on a progress bar."""
-    from tqdm.auto import tqdm
-
+            count: Callable[[], None]) -> None:
+    """Submits every task to ``pool`` and waits, calling ``count`` every ``POLL_SECONDS`` (the progress bar
+    counts the trainings in the trials' completed rounds)."""
     futures = {pool.submit(run_trial, task): seed for seed, task in tasks.items()}
-    per_trial = _rounds_per_trial(config)
-    bar = tqdm(total=None if per_trial is None else per_trial * len(seeds), desc=f"{len(seeds)} trials",
-               unit="round", disable=not progress, dynamic_ncols=True)
     pending = set(futures)
     try:
         while pending:
@@ -286,19 +312,10 @@ def _run_on(pool: concurrent.futures.Executor, tasks: dict[int, TrialTask], fini
                 except Exception as exc:
                     raise RuntimeError(f"trial seed {seed} failed: {type(exc).__name__}: {exc}") from exc
                 finished(seed, summary)
-            bar.n = sum(len(runs.completed_rounds(trial_dir(out, seed))) for seed in seeds)
-            bar.refresh()
+            count()
     finally:
         for future in pending:  # on an error or Ctrl-C: do not start the trials still waiting
             future.cancel()
-        bar.close()
-
-
-def _rounds_per_trial(config: IMPConfig) -> int | None:
-    """Trainings of the ticket per trial (rounds + 1), or None when a target decides when to stop."""
-    if config.one_shot:
-        return 2
-    return None if config.target_percent is not None or config.rounds is None else config.rounds + 1
 
 
 def _seed_list(summaries: dict[int, Any]) -> str:

@@ -22,24 +22,31 @@ def by_model(key: str) -> str:
     return ", ".join(f"{settings[key]} for {model}" for model, settings in PAPER_TRAINING.items())
 
 
-def add_training_options(parser: argparse.ArgumentParser, seed_help: str) -> None:
-    """--model, --dataset, --iterations, --lr, --optimizer, --batch-size, --eval-every, --seed."""
+PRESET_NOTE = "; a preset's value with --preset"  # for the options a preset can set (imp, trials)
+
+
+def add_training_options(parser: argparse.ArgumentParser, seed_help: str, preset: bool = False) -> None:
+    """--model, --dataset, --iterations, --lr, --optimizer, --batch-size, --eval-every, --seed.
+
+    ``preset``: the command takes ``--preset``, whose values replace these defaults (the help says so).
+    """
     defaults = TrainConfig()
-    parser.add_argument("--model", choices=MODELS, default=None, help=f"network (default: {DEFAULT_MODEL})")
+    note = PRESET_NOTE if preset else ""
+    parser.add_argument("--model", choices=MODELS, default=None, help=f"network (default: {DEFAULT_MODEL}{note})")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
-                        help=f"data set (default: the paper's for the network: {by_model('dataset')})")
+                        help=f"data set (default: the paper's for the network: {by_model('dataset')}{note})")
     parser.add_argument("--iterations", type=int, default=None,
-                        help=f"training steps per network (default: the paper's: {by_model('iterations')})")
+                        help=f"training steps per network (default: the paper's: {by_model('iterations')}{note})")
     parser.add_argument("--lr", type=float, default=None,
-                        help=f"learning rate (default: the paper's: {by_model('lr')})")
+                        help=f"learning rate (default: the paper's: {by_model('lr')}{note})")
     parser.add_argument("--optimizer", choices=OPTIMIZERS, default=None,
-                        help=f"optimizer (default: {defaults.optimizer})")
+                        help=f"optimizer (default: {defaults.optimizer}{note})")
     parser.add_argument("--batch-size", type=int, default=None,
-                        help=f"examples per step (default: {defaults.batch_size})")
+                        help=f"examples per step (default: {defaults.batch_size}{note})")
     parser.add_argument("--eval-every", type=int, default=None,
                         help=f"evaluate on the validation and test sets every N iterations "
-                             f"(default: {defaults.eval_every})")
-    parser.add_argument("--seed", type=int, default=None, help=f"{seed_help} (default: {defaults.seed})")
+                             f"(default: {defaults.eval_every}{note})")
+    parser.add_argument("--seed", type=int, default=None, help=f"{seed_help} (default: {defaults.seed}{note})")
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -49,3 +56,15 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="the data root (one folder per data set), or the data set's own folder (default: "
                              "$MINILOTTERY_DATA, else the checkout's data/, else the user cache)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def round_list(text: str) -> list[int]:
+    """The type of a list of rounds (``transfer --rounds``, ``sanity --round``): comma-separated round numbers
+    >= 1, or argparse's one-line usage error."""
+    try:
+        rounds = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected round numbers such as 7,12, got {text!r}") from None
+    if not rounds or min(rounds) < 1:
+        raise argparse.ArgumentTypeError(f"expected round numbers >= 1 (round 0 is the dense network), got {text!r}")
+    return rounds

@@ -61,7 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              f"{','.join(f'{f:g}' for f in defaults.sparse_fractions)})")
     parser.add_argument("--compare-torch", action="store_true",
                         help="also time the same step in PyTorch, if it is installed")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="seed of the weights and synthetic data")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help=f"seed of the weights and synthetic data (default: {defaults.seed})")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     threads.add_argument(parser, help=f"BLAS threads for the training steps, evaluation and dense inference "
                                       f"(default: ${threads.ENV}, else {threads.DEFAULT})")

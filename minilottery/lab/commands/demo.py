@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help=f"run folder (default: runs/{PRESET})")
     add_run_options(parser)
     threads.add_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumes=True)  # an interrupted demo continues: cli.main says so
     return parser
 
 

@@ -18,7 +18,7 @@ from minilottery import backend
 from minilottery.data import DATASETS, LOADERS
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands._options import add_run_options
+from minilottery.lab.commands._options import add_run_options, round_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -29,26 +29,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="the target data set (default: --target-run's)")
     parser.add_argument("--target-run", default=None, metavar="RUN",
                         help="a run on the target data set with the same model and training: its own tickets "
-                             "join the comparison")
-    parser.add_argument("--rounds", "--round", type=_rounds, default=None, metavar="R[,R...]",
+                             "join the comparison (default: none)")
+    parser.add_argument("--rounds", "--round", type=round_list, default=None, metavar="R[,R...]",
                         help="the source's rounds to transfer (default: every pruned round; 3 networks each, and the "
                              "dense one once)")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for transfer.json and the figure")
     add_run_options(parser)
     threads.add_argument(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumes=True)  # a killed transfer continues: cli.main says so
     return parser
-
-
-def _rounds(text: str) -> list[int]:
-    """``--rounds``' type: comma-separated round numbers >= 1, or argparse's one-line usage error."""
-    try:
-        rounds = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected round numbers such as 7,12, got {text!r}") from None
-    if not rounds or min(rounds) < 1:
-        raise argparse.ArgumentTypeError(f"expected round numbers >= 1 (round 0 is the dense network), got {text!r}")
-    return rounds
 
 
 def run(args: argparse.Namespace) -> int:

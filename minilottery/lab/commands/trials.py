@@ -7,7 +7,7 @@ It takes every option of ``minilottery imp``; ``--seed s`` is the first trial's 
 Each trial is its own run directory, OUT/seed_<s>, so running the same command again skips finished trials
 and continues interrupted ones. At the end it prints the mean [min, max] table, writes OUT/summary.json and
 OUT/summary.csv, and draws the figures with error bars into OUT/figures. ``--scheduler`` sends the trials
-to an existing Dask cluster (pip install "minilottery[dask]"); its workers must reach the data folder and OUT.
+to an existing Dask cluster (pip install -e ".[dask]"); its workers must reach the data folder and OUT.
 Every trial uses ``--threads N`` BLAS threads (default 1), wherever it runs, so trial s is bit-identical to
 ``minilottery imp --seed s --threads N`` on the same machine.
 """
@@ -31,7 +31,7 @@ from minilottery.lab.commands._checks import check_out_dir
 from minilottery.lab.tables import format_table
 
 DASK_MISSING = ('--scheduler needs Dask\'s distributed package, which is not installed: '
-                'pip install "minilottery[dask]"')
+                'pip install -e ".[dask]"')
 CONNECT_TIMEOUT = "10s"  # how long --scheduler tries to reach the Dask scheduler before giving up
 
 
@@ -45,11 +45,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="local worker processes (default: min(K, cores // --threads); 1 runs them one by one "
                              "here)")
     parser.add_argument("--scheduler", default=None, metavar="HOST:PORT",
-                        help="run the trials on this existing Dask cluster instead of local processes")
+                        help="run the trials on this existing Dask cluster instead of local processes "
+                             "(default: none: local processes)")
     threads.add_argument(parser, hidden_aliases=("--blas-threads",),
                          help=f"BLAS threads per trial, wherever it runs (default: ${threads.ENV}, else "
                               f"{threads.DEFAULT}); each trial equals `minilottery imp --threads N` exactly")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumes=True)  # an interrupted run continues: cli.main says so
     return parser
 
 
@@ -76,7 +77,7 @@ def default_workers(trials: int, threads_per_trial: int) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from minilottery.data import DataError
-    from minilottery.lab.trials import run_trials
+    from minilottery.lab.trials import run_trials, trial_config, trial_dir, trial_seeds
 
     config = imp_command.config_from_args(args)  # bad options fail before any data is loaded or OUT is touched
     check_int("--trials", args.trials, low=1)
@@ -94,9 +95,20 @@ def run(args: argparse.Namespace) -> int:
     loader = functools.partial(imp_command.load_data, config.dataset, data_dir)
     where = f"Dask scheduler {args.scheduler}" if args.scheduler else \
         "this process" if workers == 1 else f"{workers} local processes"
-    print(f"{args.trials} IMP trials (seeds {config.seed}..{config.seed + args.trials - 1}): {config.model} on "
-          f"{config.dataset}, {config.train.iterations} iterations per training, arms {', '.join(config.arms)}, "
-          f"device {device}, on {where}, {n_threads} BLAS thread(s) per trial; writing {args.out}", flush=True)
+    try:
+        data = loader()  # for the plan: what is on disk, what is left, how long it should take
+    except DataError as exc:
+        from minilottery.lab.cli import one_line
+
+        print(f"minilottery trials: error: {one_line(exc)}", file=sys.stderr)
+        return 1
+    seeds = trial_seeds(config.seed, args.trials)
+    folders = [(trial_config(config, seed), trial_dir(args.out, seed)) for seed in seeds]
+    with threads.limit(n_threads):
+        plan = imp_command.make_plan(config, data, args, device, n_threads, folders, where=where,
+                                     parallel=args.trials if args.scheduler else min(workers, args.trials))
+    del data
+    print("\n".join(plan.lines()), flush=True)
     with contextlib.ExitStack() as stack:
         executor = stack.enter_context(dask_executor(args.scheduler)) if args.scheduler else None
         try:

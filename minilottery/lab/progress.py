@@ -1,0 +1,258 @@
+"""What an IMP run will do, said before it starts, and one progress bar over all of its trainings.
+
+``minilottery imp``, ``trials`` and ``demo`` print a plan before they train anything::
+
+    plan: lenet_300_100 on mnist (55000 train / 5000 val / 10000 test examples)
+      rounds     12 after the dense round 0, down to 6.9% of the weights
+      arms       ticket, reinit, random_prune (the controls train in rounds >= 1)
+      training   5000 iterations per training, batch 60, adam at lr 0.0012, reset init
+      trainings  37 in all: 7 read back from disk (rounds 0-3), 30 to train
+      device     cpu, 1 BLAS thread(s); writing runs/lenet-quick
+      estimate   about 40 min (extrapolated from 20 timed training steps and one evaluation pass here)
+
+The percent of weights the rounds reach is computed exactly, without training: every pruning step removes a
+known number of weights (``prune.prune_count``), whatever their values. The estimate is only an estimate:
+``time_training`` times a few training steps of the dense network and one evaluation pass of the validation and
+test sets, then scales them to a training's iterations and evaluations (pruned networks train at the dense
+speed: their masks are applied to dense arrays).
+
+``RunBar`` is then one bar (tqdm, on stderr) over every training of the run, with its rate and ETA, advanced as
+rounds complete; each training keeps its own bar below it (``training.train``). ``--no-progress`` hides both.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from minilottery.backend import to_device
+from minilottery.imp import IMPConfig, RoundResult, stop_reason
+from minilottery.models import build_model, weight_names
+from minilottery.optim import make_optimizer
+from minilottery.prune import default_rates, one_shot_rates, prune_count
+from minilottery.training import evaluate, train_step
+
+TIMED_STEPS = 20  # training steps timed for the estimate (after one untimed warm-up step)
+
+
+# -- what the run will do --------------------------------------------------------------------------------------
+
+
+def planned_percents(config: IMPConfig, input_shape: tuple[int, ...]) -> list[float]:
+    """The percent of weights remaining after each round, 0 (the dense network, 100%) to the last, as
+    ``imp.run_imp`` will prune them: the same rates, the same counts, the same stopping rule (``stop_reason``).
+
+    Args:
+        config: the experiment (validated).
+        input_shape: (C, H, W) of one example.
+    """
+    model = build_model(config.model, input_shape, seed=config.seed)
+    rates = default_rates(config.model, model, config.prune_rate, config.conv_rate, config.output_rate)
+    params = model.parameters()
+    sizes = {name: int(params[name].size) for name in weight_names(model)}
+    total = sum(sizes.values())
+    alive = dict(sizes)
+    rounds = [{"round": 0, "percent_remaining": 100.0, "remaining": total}]
+    while stop_reason(config, rounds) is None:  # the "stuck" case stops it too: a round that prunes nothing
+        if config.one_shot and config.global_pruning:  # one pooled step straight to the target
+            target = config.target_percent if config.target_percent is not None else \
+                100.0 * (1.0 - config.prune_rate) ** config.rounds
+            kept = total - prune_count(1.0 - target / 100.0, total)
+            alive = {"all": kept}
+        elif config.one_shot:
+            layer_rates = one_shot_rates(rates, sizes, target_percent=config.target_percent,
+                                         rounds=None if config.target_percent is not None else config.rounds)
+            alive = {name: sizes[name] - prune_count(layer_rates[name], sizes[name]) for name in sizes}
+        elif config.global_pruning:
+            pooled = sum(alive.values())
+            alive = {"all": pooled - prune_count(config.prune_rate, pooled)}
+        else:
+            alive = {name: alive[name] - prune_count(rates[name], alive[name]) for name in alive}
+        remaining = sum(alive.values())
+        rounds.append({"round": len(rounds), "percent_remaining": 100.0 * remaining / total, "remaining": remaining})
+    return [r["percent_remaining"] for r in rounds]
+
+
+def trainings(config: IMPConfig, rounds: int) -> int:
+    """How many networks the first ``rounds`` rounds train: the dense ticket in round 0, every arm after."""
+    return 0 if rounds <= 0 else 1 + (rounds - 1) * len(config.arms)
+
+
+def time_training(config: IMPConfig, data: Any, device: str, steps: int = TIMED_STEPS) -> float:
+    """Seconds one training of ``config`` should take here: ``steps`` training steps of the dense network and one
+    evaluation pass (validation and test sets) are timed, then scaled to ``config.train.iterations`` steps and
+    their evaluations (one every ``eval_every`` iterations and one at the end).
+
+    Every step trains on the same first batch: only the time matters, not what is learnt.
+    """
+    train = config.train
+    model = build_model(config.model, tuple(data.x_train.shape[1:]), seed=config.seed).to(device)
+    optimizer = make_optimizer(train.optimizer, model, train.lr, **train.optimizer_kwargs())
+    x = to_device(data.x_train[:train.batch_size], device)  # (B, C, H, W)
+    y = to_device(data.y_train[:train.batch_size], device)  # (B,)
+    with np.errstate(over="ignore", invalid="ignore"):  # the loss does not matter here, only the clock
+        float(train_step(model, optimizer, x, y))  # warm-up: allocations, and kernel compilation on a GPU
+        started = time.perf_counter()
+        for _ in range(steps):
+            loss = train_step(model, optimizer, x, y)
+        float(loss)  # waits for the device to finish every step
+        step = (time.perf_counter() - started) / steps
+        started = time.perf_counter()
+        evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
+        evaluate(model, data.x_test, data.y_test, train.eval_batch_size)
+        evaluation = time.perf_counter() - started
+    return step * train.iterations + evaluation * math.ceil(train.iterations / train.eval_every)
+
+
+@dataclass
+class Plan:
+    """What a run (or K trials) will do, printed before it starts (``lines``).
+
+    Attributes:
+        config: the experiment (the first trial's seed for trials).
+        data: the data set (its split sizes are printed).
+        percents: percent of weights remaining after each round (``planned_percents``).
+        read_back: per run folder (one, or one per trial), the number of completed rounds on disk.
+        device, threads, out: where it computes, with how many BLAS threads, where it writes.
+        seconds_per_training: ``time_training``'s estimate (None: not timed, nothing left to train).
+        parallel: trainings that run at once (trials on W worker processes: W).
+        where: how the trials are spread ("this process", "2 local processes", ...; "" for one run).
+    """
+
+    config: IMPConfig
+    data: Any
+    percents: list[float]
+    read_back: list[int]
+    device: str
+    threads: int
+    out: str
+    seconds_per_training: float | None = None
+    parallel: int = 1
+    where: str = ""
+    steps: int = field(default=TIMED_STEPS)
+
+    @property
+    def total(self) -> int:
+        """Trainings of the whole run (all trials)."""
+        return trainings(self.config, len(self.percents)) * len(self.read_back)
+
+    @property
+    def done(self) -> int:
+        """Trainings already on disk, read back instead of trained."""
+        return sum(trainings(self.config, n) for n in self.read_back)
+
+    @property
+    def left(self) -> int:
+        return self.total - self.done
+
+    @property
+    def seconds(self) -> float | None:
+        """The estimated wall-clock time of what is left (None: not timed)."""
+        if self.seconds_per_training is None:
+            return None
+        runs_left = sum(1 for n in self.read_back if n < len(self.percents))
+        return self.seconds_per_training * self.left / max(1, min(self.parallel, runs_left))
+
+    def lines(self) -> list[str]:
+        """The plan, one line per fact."""
+        config, data = self.config, self.data
+        last = len(self.percents) - 1
+        if config.one_shot:
+            rounds = f"1, one-shot: the trained dense network pruned once, to {self.percents[-1]:.1f}% of the weights"
+        else:
+            why = f" (until at most {config.target_percent:g}% remain)" if config.target_percent is not None else ""
+            rounds = f"{last} after the dense round 0{why}, down to {self.percents[-1]:.1f}% of the weights"
+        controls = " (the controls train in rounds >= 1)" if config.controls else ""
+        lines = [
+            f"plan: {config.model} on {config.dataset} ({len(data.y_train)} train / {len(data.y_val)} val / "
+            f"{len(data.y_test)} test examples)",
+            f"  rounds     {rounds}",
+            f"  arms       {', '.join(config.arms)}{controls}",
+            f"  training   {config.train.iterations} iterations per training, batch {config.train.batch_size}, "
+            f"{config.train.optimizer} at lr {config.train.lr:g}, reset {config.reset}",
+        ]
+        if len(self.read_back) > 1:
+            count = len(self.read_back)
+            lines.append(f"  trials     {count} (seeds {config.seed}..{config.seed + count - 1}), on {self.where}")
+        lines.append(f"  trainings  {self._trainings()}")
+        lines.append(f"  device     {self.device}, {self.threads} BLAS thread(s){' per trial' if self.where else ''}; "
+                     f"writing {self.out}")
+        lines.append(f"  estimate   {self._estimate()}")
+        return lines
+
+    def _trainings(self) -> str:
+        if not self.done:
+            return f"{self.total} in all, none on disk yet"
+        if len(self.read_back) == 1:
+            back = f" (rounds 0-{self.read_back[0] - 1})" if self.read_back[0] > 1 else " (round 0)"
+        else:
+            back = ""
+        return f"{self.total} in all: {self.done} read back from disk{back}, {self.left} to train"
+
+    def _estimate(self) -> str:
+        if not self.left:
+            return "nothing left to train: the run is complete"
+        if self.seconds is None:
+            return "not timed"
+        spread = f", {self.parallel} at a time if the cores keep up" if self.parallel > 1 else ""
+        return (f"about {duration(self.seconds)} for {self.left} trainings{spread} (an estimate, extrapolated from "
+                f"{self.steps} timed training steps and one evaluation pass here)")
+
+
+def duration(seconds: float) -> str:
+    """``"40 s"``, ``"12 min"``, ``"3 h 20 min"``: a duration as a person reads it."""
+    if seconds < 60:
+        return f"{max(1, round(seconds))} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+# -- the overall progress bar ----------------------------------------------------------------------------------
+
+
+class RunBar:
+    """One progress bar over every training still to run (tqdm, on stderr), with its rate and ETA.
+
+    ``round_done`` advances it by a trained round's networks (pass it as ``on_round``); ``count`` sets it
+    (trials on worker processes, counted from their folders). ``write`` prints a line above the bars. Use it as
+    a context manager, which closes the bar.
+    """
+
+    def __init__(self, total: int, enabled: bool = True, desc: str = "IMP run") -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="training", disable=not enabled or total == 0,
+                        dynamic_ncols=True)
+
+    def round_done(self, rnd: RoundResult) -> None:
+        self.bar.update(len(rnd.arms))
+
+    def count(self, trained: int) -> None:
+        if trained != self.bar.n:
+            self.bar.n = trained
+            self.bar.refresh()
+
+    def write(self, line: str, to: Callable[[str], None] | None = None) -> None:
+        """Prints ``line`` (on stdout, or with ``to``) without breaking the bars: they are drawn again below it."""
+        with self.bar.external_write_mode():
+            if to is None:
+                print(line, flush=True)
+            else:
+                to(line)
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> RunBar:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+__all__ = ["TIMED_STEPS", "Plan", "RunBar", "duration", "planned_percents", "time_training", "trainings"]
