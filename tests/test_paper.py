@@ -135,3 +135,34 @@ def test_a_control_censored_in_some_trials_is_noted():
     stopped["rounds"][7]["arms"]["reinit"]["early_stop_iteration"] = 50_000  # still improving at the end
     row = rows_by_key([stopped, paper_like(1)])["faster_than_reinit"]
     assert row["bound"] == "" and row["note"].startswith("in 1 of 2 trials the control was still improving")
+
+
+def test_noise_the_paper_inside_the_trials_range_and_the_trials_that_agree_in_size():
+    rows = rows_by_key([paper_like(0, shift=-0.0025), paper_like(1, shift=0.0005)])  # 0.10 and 0.40 points
+    more = rows["more_accurate"]
+    assert more["size"] == "no" and more["size_trials"] == 1  # the mean (0.25) is short, one trial passes 0.3
+    assert more["noise"] == "inside"  # 0.3 lies in [0.10, 0.40]: a gap our own trials span
+    text = format_check(check([paper_like(0, shift=-0.0025), paper_like(1, shift=0.0005)]), 2)
+    assert "size: no (1/2 trials)" in text
+    assert "noise: the paper's 0.30 lies inside our trials' [0.10, 0.40]: consistent with our noise" in text
+
+
+def test_noise_the_paper_outside_the_trials_range():
+    rows = rows_by_key([paper_like(0, shift=-0.0030), paper_like(1, shift=-0.0025), paper_like(2, shift=-0.0028)])
+    more = rows["more_accurate"]
+    assert more["size"] == "no" and more["size_trials"] == 0 and more["noise"] == "outside"
+    assert rows["faster_than_dense"]["noise"] == "inside"  # every trial measures exactly 38.0: [38.0, 38.0]
+    assert rows["faster_than_dense"]["size_trials"] == 3
+    text = format_check(check([paper_like(0, shift=-0.0030), paper_like(1, shift=-0.0025)]), 2)
+    assert "noise: the paper's 0.30 lies outside our trials' [0.05, 0.10]: a difference beyond our noise" in text
+
+
+def test_noise_of_a_single_trial_and_of_a_claim_not_measured():
+    rows = rows_by_key([paper_like()])
+    assert all(row["noise"] == "one trial" and row["size_trials"] == 1 for row in rows.values())
+    text = format_check(check([paper_like()]), 1)
+    assert text.count("noise: one trial, no spread") == 5
+    short = rows_by_key([run([0.98] * 4, [4000] * 4)])["faster_than_dense"]
+    assert short["noise"] == "n/a" and short["size_trials"] == 0
+    rows = check([run([0.98] * 4, [4000] * 4)])
+    assert format_check(rows, 1).count("   noise:") == sum(row["ours"] is not None for row in rows) < len(rows)

@@ -20,6 +20,13 @@ Frankle & Carbin (2019), Section 2 ("Winning tickets in fully-connected networks
 "Ours" is measured on the mean over the trials, round by round, as the paper reads its numbers off averaged
 curves; each trial is also measured alone, for the [min, max] and for how many trials point the paper's way.
 
+**Noise**: a size that disagrees on the mean may still be within what our trials scatter over. Beside each size
+verdict: how many trials agree in size alone, and whether the paper's number lies inside the trials' [min, max]
+(``noise`` "inside": the paper's value is one our own trials reach, so the gap is consistent with our noise) or
+outside it ("outside": every trial lands on the same side of the paper's number, a difference larger than our
+spread; with 3 trials that still happens by chance 1 time in 4 when the trials scatter evenly around it).
+One trial has no spread: its ``noise`` is "one trial".
+
 Each claim is measured at the round whose percent of weights remaining is nearest (in log scale) to the
 paper's, if one is within 15%; otherwise it is "not reached" by this run.
 """
@@ -203,8 +210,9 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
         One dict per claim: key, text, where, paper, unit, kind, expects (the direction, in words), ours (mean
         over trials, or None), low, high (min and max over trials), bound ("", ">=" or "<="), trials
         (measured), direction_trials (trials pointing the paper's way), direction ("yes", "no", "unknown" or
-        "n/a"), size ("yes", "no", "unknown" or "n/a"), note. ``ours`` is measured on the mean over trials
-        (the paper averages its trials too).
+        "n/a"), size ("yes", "no", "unknown" or "n/a"), size_trials (trials whose own size agrees), noise
+        ("inside" or "outside": the paper's number against the trials' [min, max]; "one trial"; "n/a" when not
+        measured), note. ``ours`` is measured on the mean over trials (the paper averages its trials too).
 
     Raises:
         ValueError: the run is not LeNet-300-100 on MNIST (the claims are about that experiment).
@@ -233,14 +241,16 @@ def check(summaries: list[dict], claims: tuple[Claim, ...] = CLAIMS) -> list[dic
                                "trials": len(values), "note": note}
         if isinstance(ours, str):
             row.update(ours=None, low=None, high=None, bound="", direction_trials=0, direction="n/a", size="n/a",
-                       note=ours)
+                       size_trials=0, noise="n/a", note=ours)
             rows.append(row)
             continue
         numbers = [v.number for v in values]
         row.update(ours=ours.number, low=min(numbers), high=max(numbers), bound=ours.bound,
                    direction_trials=sum(claim.holds(v) is True for v in values),
                    direction={True: "yes", False: "no", None: "unknown"}[claim.holds(ours)],
-                   size=_size(claim, ours.number, ours.bound))
+                   size=_size(claim, ours.number, ours.bound),
+                   size_trials=sum(_size(claim, v.number, v.bound) == "yes" for v in values),
+                   noise=_noise(claim.paper, numbers))
         censored = sum(v.bound == ">=" for v in values)
         if censored and not ours.bound and not row["note"]:
             row["note"] = (f"in {censored} of {len(values)} trials the control was still improving at the last "
@@ -267,6 +277,21 @@ def _size(claim: Claim, ours: float, bound: str) -> str:
     return "no"
 
 
+def _noise(paper: float, numbers: list[float]) -> str:
+    """"inside" when ``paper`` lies within [min, max] of the trials' ``numbers``, "outside" when not, "one trial"
+    when there is a single number (no spread to compare with)."""
+    if len(numbers) < 2:
+        return "one trial"
+    return "inside" if min(numbers) <= paper <= max(numbers) else "outside"
+
+
+NOISE_TEXT = {
+    "inside": "the paper's {paper} lies inside our trials' [{low}, {high}]: consistent with our noise",
+    "outside": "the paper's {paper} lies outside our trials' [{low}, {high}]: a difference beyond our noise",
+    "one trial": "one trial, no spread to tell noise from difference (run `minilottery trials` for several)",
+}
+
+
 def format_check(rows: list[dict[str, Any]], trials: int) -> str:
     """The comparison as a text table, one claim per block, then how it is judged."""
     lines = []
@@ -280,7 +305,11 @@ def format_check(rows: list[dict[str, Any]], trials: int) -> str:
         direction = (r["direction"] if r["ours"] is None
                      else f"{r['direction']} ({r['direction_trials']}/{r['trials']} trials)")
         lines.append(f"{i}. {r['text']} ({r['where']})")
-        lines.append(f"   paper {paper}; ours {ours}; direction ({r['expects']}): {direction}; size: {r['size']}")
+        size = r["size"] if r["ours"] is None else f"{r['size']} ({r['size_trials']}/{r['trials']} trials)"
+        lines.append(f"   paper {paper}; ours {ours}; direction ({r['expects']}): {direction}; size: {size}")
+        if r["ours"] is not None:
+            noise = NOISE_TEXT[r["noise"]].format(paper=_num(r["paper"]), low=_num(r["low"]), high=_num(r["high"]))
+            lines.append(f"   noise: {noise}")
         if r["note"]:
             lines.append(f"   note: {r['note']}")
     agree = sum(r["direction"] == "yes" and r["size"] == "yes" for r in rows)
@@ -290,6 +319,7 @@ def format_check(rows: list[dict[str, Any]], trials: int) -> str:
                  f"on single trials).")
     lines.append(f"size agrees: within a factor of {SIZE_FACTOR:g} of the paper's number (of ratio - 1 for the 'x' "
                  f"claim); for 'more than X': more than X.")
+    lines.append("noise: whether the paper's number is one our single trials reach (inside their [min, max]) or not.")
     return "\n".join(lines)
 
 

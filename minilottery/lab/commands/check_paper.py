@@ -1,8 +1,9 @@
 """``minilottery check-paper DIR``: compare a LeNet run (``imp`` or ``trials``) with the paper's claims.
 
 For each quantitative claim of Frankle & Carbin (2019), Section 2 (kept as data in ``minilottery/lab/paper.py``
-with its section and figure), it prints the paper's number, ours (mean [min, max] over the trials) and whether
-ours agrees in direction and in size. ``--json`` prints the same as JSON.
+with its section and figure), it prints the paper's number, ours (mean [min, max] over the trials), whether
+ours agrees in direction and in size (and in how many trials), and whether the paper's number lies inside our
+trials' [min, max] (a gap our noise explains) or outside it. ``--json`` prints the same as JSON.
 """
 
 from __future__ import annotations
