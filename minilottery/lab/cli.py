@@ -3,16 +3,20 @@
 Each command module exposes ``register(subparsers)``, which adds its parser and sets ``func`` to a
 ``run(args) -> int``. Errors a user can cause (bad options, missing data, no GPU, a training that diverged, a
 full disk or a read-only folder) end in one line on stderr and a non-zero exit code, never a traceback:
-2 for bad options and data, 1 for a failed run, 130 for Ctrl-C. Warnings are one line too.
+2 for bad options and data, 1 for a failed run, 130 for Ctrl-C, 143 for kill (SIGTERM); imp, trials, demo and
+transfer then say how to continue. Warnings are one line too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 
@@ -23,7 +27,8 @@ from minilottery.files import TMP_SUFFIX
 from minilottery.training import NonFiniteLossError
 
 # Order here is the order of ``minilottery --help``.
-COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "transfer", "data", "bench"]
+COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "transfer", "instability", "sanity",
+            "prune-at-init", "export", "data", "bench", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,6 +86,28 @@ def warn_in_one_line(command: str):
     return show
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill PID``) turned into an interrupt, so that a run stops as on Ctrl-C, saying how to continue."""
+
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    """Inside the block, SIGTERM raises ``Terminated`` in the main thread (elsewhere signals cannot be caught);
+    the previous handler comes back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints them and exits with 2
@@ -89,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     error = f"minilottery {args.command}: error:"
     try:
-        with warnings.catch_warnings():  # restores Python's warning format afterwards
+        with warnings.catch_warnings(), sigterm_interrupts():  # both restore what they change afterwards
             warnings.showwarning = warn_in_one_line(args.command)
             return int(args.func(args) or 0)
     except (DeviceError, DataError, ValueError) as exc:  # bad options, missing data, no GPU, a bad run folder
@@ -101,9 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a read-only folder, a full disk, a file where a folder should be
         print(f"{error} {os_error_line(exc, args)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"minilottery {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C, or kill (SIGTERM): a run folder keeps every completed round
+        again = (f" (what is done is kept in {args.out}); run the same command again to continue"
+                 if getattr(args, "resumes", False) else "")
+        print(f"minilottery {args.command}: interrupted{again}", file=sys.stderr)
+        return 128 + signal.SIGTERM if isinstance(exc, Terminated) else 130
 
 
 if __name__ == "__main__":
