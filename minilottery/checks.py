@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 
@@ -49,6 +49,16 @@ def check_real(option: str, value: Any, *, low: float, high: float | None = None
     if not ok:
         raise ValueError(f"{option} must be a real number in {lo}, {hi}, got {value!r}" + (f"; {hint}" if hint else ""))
     return value
+
+
+def check_choices(option: str, values: Sequence[str], choices: Iterable[str]) -> list[str]:
+    """``values`` if it names one or more of ``choices`` and nothing else, else a one-line ValueError
+    (``--arms lucky: expected some of dense,ticket,reinit``)."""
+    choices = tuple(choices)
+    unknown = [value for value in values if value not in choices]
+    if unknown or not values:
+        raise ValueError(f"{option} {','.join(unknown) or '(none)'}: expected some of {','.join(choices)}")
+    return list(values)
 
 
 def check_choice(option: str, value: Any, choices: Iterable[str]) -> str:

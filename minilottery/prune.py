@@ -133,12 +133,17 @@ def global_magnitude_prune(
     flat_m = np.concatenate([host_masks[name].reshape(-1) for name in names])  # (all weights,)
     pruned = _smallest_alive(flat_w, flat_m, prune_count(rate, int(flat_m.sum())))
     flat_m[pruned] = False
-    new, start = {}, 0
-    for name in names:
-        size = host_masks[name].size
-        new[name] = flat_m[start:start + size].reshape(host_masks[name].shape)  # (size,) -> the weight's shape
+    return _split(flat_m, {name: host_masks[name].shape for name in names})
+
+
+def _split(flat: np.ndarray, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
+    """The inverse of concatenating row-major flattened arrays: ``flat`` cut into ``shapes``, in their order."""
+    out, start = {}, 0
+    for name, shape in shapes.items():
+        size = int(np.prod(shape))
+        out[name] = flat[start:start + size].reshape(shape)  # (size,) -> the array's shape
         start += size
-    return new
+    return out
 
 
 def random_prune(masks: Mapping[str, Any], rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -198,12 +203,7 @@ def keep_highest_global(scores: Mapping[str, Any], count: int) -> dict[str, np.n
         raise ValueError(f"cannot keep {count} of the {flat.size} weights")
     kept = np.zeros(flat.size, dtype=bool)
     kept[_highest(flat, count)] = True
-    masks, start = {}, 0
-    for name in names:
-        size = host[name].size
-        masks[name] = kept[start:start + size].reshape(host[name].shape)  # (size,) -> the score's shape
-        start += size
-    return masks
+    return _split(kept, {name: host[name].shape for name in names})
 
 
 def _highest(flat: np.ndarray, count: int) -> np.ndarray:

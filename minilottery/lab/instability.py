@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from minilottery.backend import to_device
-from minilottery.checks import is_integer
+from minilottery.checks import check_choices, is_integer
 from minilottery.imp import ARM_METRICS, IMPConfig, train_arm
 from minilottery.lab import runs
 from minilottery.lab.transfer import SourceRun, arm_start_and_masks, check_target
@@ -168,9 +168,7 @@ def check_round(source: SourceRun, index: int) -> None:
 
 def check_arms(arms: Sequence[str]) -> None:
     """Raises ValueError (one line) unless ``arms`` names some of ``ARMS`` and nothing else."""
-    unknown = [arm for arm in arms if arm not in ARMS]
-    if unknown or not arms:
-        raise ValueError(f"--arms {','.join(unknown) or '(none)'}: expected some of {','.join(ARMS)}")
+    check_choices("--arms", arms, ARMS)
 
 
 def run_instability(

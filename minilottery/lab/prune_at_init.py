@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from minilottery.backend import get_array_module, to_device, to_numpy
+from minilottery.checks import check_choices
 from minilottery.imp import ARM_METRICS, IMPConfig, train_arm
 from minilottery.lab import runs
 from minilottery.lab.transfer import SourceRun
@@ -385,9 +386,7 @@ def run_prune_at_init(
         ARM_METRICS and "layers": {name: percent kept}}}``, sparsest last; ``run`` None or ``{"path", "rounds"}``
         with each round's percent and the run's arms (``ARM_METRICS``).
     """
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise ValueError(f"--method {','.join(methods)}: expected some of {', '.join(METHODS)}")
+    check_choices("--method", methods, METHODS)
     if run is not None:
         source = SourceRun.read(run)
         config, input_shape, start = source.config, source.input_shape, source.start

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from minilottery.backend import to_device
+from minilottery.checks import check_choices
 from minilottery.imp import ARM_METRICS, train_arm
 from minilottery.lab import runs
 from minilottery.lab.instability import check_round, network, open_record
@@ -145,9 +146,7 @@ def overlap(masks: Mapping[str, np.ndarray], ticket: Mapping[str, np.ndarray]) -
 
 def check_variants(variants: Sequence[str]) -> None:
     """Raises ValueError (one line) unless ``variants`` names some of ``VARIANTS`` and nothing else."""
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown or not variants:
-        raise ValueError(f"--variants {','.join(unknown) or '(none)'}: expected some of {','.join(VARIANTS)}")
+    check_choices("--variants", variants, VARIANTS)
 
 
 def run_sanity(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 
 from minilottery import backend
+from minilottery.checks import check_choices
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
 from minilottery.lab.commands._options import TRAINING_OPTIONS, add_run_options, add_training_options
@@ -58,10 +59,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _methods(text: str) -> list[str]:
     """``--method``'s type: comma-separated names of ``METHODS``, or argparse's one-line usage error."""
     methods = [part.strip() for part in text.split(",") if part.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown or not methods:
-        raise argparse.ArgumentTypeError(f"expected some of {','.join(METHODS)}, got {text!r}")
-    return list(dict.fromkeys(methods))
+    try:
+        return list(dict.fromkeys(check_choices("--method", methods, METHODS)))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _percents(text: str) -> list[float]:
