@@ -215,6 +215,7 @@ def spy_on_training(monkeypatch) -> list[tuple]:
     return calls
 
 
+@pytest.mark.filterwarnings("ignore::minilottery.training.ChanceLevelWarning")  # 12 iterations on synthetic data
 def test_masks_from_a_run_are_chosen_and_trained_at_its_theta0(run_dir, tmp_path, monkeypatch):
     calls = spy_on_training(monkeypatch)
     record = pai.run_prune_at_init(DATA, tmp_path / "p", run=run_dir, percents=[64.0], examples=30, synflow_rounds=3,
