@@ -223,7 +223,7 @@ def test_masks_from_a_run_are_chosen_and_trained_at_its_theta0(run_dir, tmp_path
     theta0 = runs.load_npz(run_dir / "theta0.npz")
     ticket = runs.load_npz(run_dir / "round_002" / "masks.npz")
     trained = {desc.split()[-1]: (start, masks) for desc, start, masks in calls}
-    assert sorted(trained) == sorted(pai.METHODS)
+    assert sorted(trained) == sorted(pai.DEFAULT_METHODS)
     for method, (start, masks) in trained.items():
         assert all(np.array_equal(start[n], theta0[n]) for n in theta0), method
         assert sparsity(masks)["remaining"] == sparsity(ticket)["remaining"], method
@@ -240,7 +240,7 @@ def test_masks_from_a_run_are_chosen_and_trained_at_its_theta0(run_dir, tmp_path
     [point] = record["points"]
     assert point["round"] == 2 and point["percent_requested"] == 64.0
     assert point["percent_remaining"] == runs.completed_rounds(run_dir)[2]["percent_remaining"]
-    assert set(point["methods"]) == set(pai.METHODS)
+    assert set(point["methods"]) == set(pai.DEFAULT_METHODS)
     assert record["run"]["rounds"][2]["arms"].keys() == {"ticket", "random_prune"}
     assert runs.read_json(tmp_path / "p" / pai.RECORD_FILE) == record
 
@@ -306,3 +306,17 @@ def test_every_option_shows_its_default():
         if action.required or action.nargs == 0 or action.help is None:  # --out, and flags such as --no-progress
             continue
         assert "default" in action.help, action.option_strings
+
+
+def test_shuffled_methods_keep_each_layers_count_at_new_positions():
+    config = small_config()
+    model = build_model(config.model, seed=config.seed)
+    scorer = pai.Scorer(config, (1, 28, 28), model.state_dict(), DATA, examples=30, synflow_rounds=3)
+    [target] = pai.targets_from_percents(config, model, [10.0])
+    for method in ("snip", "grasp", "synflow"):
+        own, shuffled = scorer.masks(method, target), scorer.masks(f"{method}{pai.SHUFFLED}", target)
+        assert sparsity(shuffled)["layers"] == sparsity(own)["layers"], method  # the method's per-layer counts
+        kept_both = sum(int((own[n] & shuffled[n]).sum()) for n in own)
+        assert kept_both < 0.5 * sparsity(own)["remaining"], method  # mostly other positions (chance: ~10-50%)
+        again = scorer.masks(f"{method}{pai.SHUFFLED}", target)
+        assert all(np.array_equal(again[n], shuffled[n]) for n in own), method  # seeded: the same every time

@@ -37,9 +37,9 @@ from minilottery.data import load_mnist
 from minilottery.imp import IMPConfig, train_arm
 from minilottery.lab.plots import ARM_STYLE
 from minilottery.lab.prune_at_init import (
+    DEFAULT_METHODS,
     GRASP_TEMPERATURE,
     METHOD_STYLE,
-    METHODS,
     Scorer,
     loss_gradients,
     synflow_scores,
@@ -111,7 +111,7 @@ heading("3. how each method spreads its weights over the layers")
 masks = {}  # (round, method) -> masks
 with Timer() as t:
     for target in targets:
-        for method in METHODS:
+        for method in DEFAULT_METHODS:
             masks[target.round, method] = scorer.masks(method, target)
 print(f"[the masks in {t.seconds:.1f} s]")
 layer_percent = {}  # (round, method or "ticket") -> name -> % of the layer kept
@@ -122,7 +122,7 @@ for target in targets:
           f"({sparsity(target.ticket)['percent']:.2f}%); percent of each layer kept:")
     print(f"  {'':8s}" + "".join(f"{name:>9s}" for name in names))
     print(f"  {'ticket':8s}" + "".join(f"{layer_percent[target.round, 'ticket'][n]:8.2f}%" for n in names))
-    for method in METHODS:
+    for method in DEFAULT_METHODS:
         kept = sparsity(masks[target.round, method])
         assert kept["remaining"] == target.remaining, (method, kept["remaining"])  # every method: the same count
         layer_percent[target.round, method] = {n: layer["percent"] for n, layer in kept["layers"].items()}
@@ -149,20 +149,20 @@ accuracy = {key: m["test_accuracy_at_early_stop"] for key, m in metrics.items()}
 for target in targets:
     accuracy[target.round, "ticket"] = result.rounds[target.round].arms["ticket"].metrics["test_accuracy_at_early_stop"]
     row = f"{sparsity(target.ticket)['percent']:5.2f}% of the weights:"
-    for method in ("ticket", *METHODS):
+    for method in ("ticket", *DEFAULT_METHODS):
         row += f"  {method} {100 * accuracy[target.round, method]:.2f}%"
     print(row)
 sparsest = targets[-1].round
 dense = result.rounds[0].arms["ticket"].metrics["test_accuracy_at_early_stop"]
 print(f"dense network: {100 * dense:.2f}%")
 if not args.quick:
-    best = max(METHODS, key=lambda method: accuracy[sparsest, method])
+    best = max(DEFAULT_METHODS, key=lambda method: accuracy[sparsest, method])
     print(f"At the sparsest point the best method without training is {best}, "
           f"{100 * (accuracy[sparsest, 'ticket'] - accuracy[sparsest, best]):.2f} points behind IMP's ticket.")
     print("Frankle et al. (2021) found the same at high sparsity: the methods at θ0 fall short of IMP, and they")
     print("are not much better than random masks with their own per-layer proportions (shuffle a method's mask")
     print("within each layer and train it: exercise 2).")
-    assert all(accuracy[sparsest, "ticket"] > accuracy[sparsest, method] for method in METHODS), \
+    assert all(accuracy[sparsest, "ticket"] > accuracy[sparsest, method] for method in DEFAULT_METHODS), \
         "at the sparsest point IMP's ticket should beat every mask chosen without training"
 
 fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -170,7 +170,7 @@ percents = [sparsity(target.ticket)["percent"] for target in targets]
 style = ARM_STYLE["ticket"]
 ax.plot(percents, [100 * accuracy[t.round, "ticket"] for t in targets], color=style["color"],
         ls=style["linestyle"], marker=style["marker"], lw=2, label="IMP ticket (trained, pruned, reset)")
-for method in METHODS:
+for method in DEFAULT_METHODS:
     ax.plot(percents, [100 * accuracy[t.round, method] for t in targets], **METHOD_STYLE[method], lw=2)
 ax.axhline(100 * dense, color="0.35", ls=(0, (6, 4)), lw=1.5, label="dense network")
 ax.set_xscale("log")
@@ -187,7 +187,7 @@ save_figure(fig, args, "accuracy_vs_weights")
 
 fig, axes = plt.subplots(1, len(targets), figsize=(6 * len(targets), 4.5), squeeze=False)
 for ax, target in zip(axes[0], targets):
-    kinds = ["ticket", *METHODS]
+    kinds = ["ticket", *DEFAULT_METHODS]
     width = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
         color = ARM_STYLE["ticket"]["color"] if kind == "ticket" else METHOD_STYLE[kind]["color"]

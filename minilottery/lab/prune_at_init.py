@@ -28,6 +28,11 @@ training? Three well-known methods score every weight at θ0 and keep the highes
     random   random masks with the ticket's per-layer counts (``prune.random_prune``): what IMP's random-pruning
              control does, drawn from another stream, so a second random draw beside the run's own.
 
+    snip_shuffled, grasp_shuffled, synflow_shuffled: the sanity check of Frankle et al. (2021, Section 5) on
+             these methods: the method's masks shuffled within each layer (``prune.random_prune``: the same
+             per-layer counts, new positions). If a method's choice of positions mattered, shuffling would hurt,
+             as it hurts IMP's tickets (``minilottery sanity``); they found it does not for these methods.
+
 Frankle, Dziugaite, Roy & Carbin, "Pruning neural networks at initialization: why are we missing the mark?"
 (ICLR 2021) compared these with IMP: at high sparsity all fall short of IMP's tickets, and (their Section 5)
 they are not much better than random pruning with their own per-layer proportions.
@@ -73,7 +78,9 @@ from minilottery.prune import (
 
 RECORD_FILE = "prune_at_init.json"
 FIGURE = "prune_at_init_accuracy_vs_weights"
-METHODS = ("snip", "grasp", "synflow", "random")
+DEFAULT_METHODS = ("snip", "grasp", "synflow", "random")
+SHUFFLED = "_shuffled"  # "snip_shuffled": SNIP's masks shuffled within each layer (the sanity check)
+METHODS = (*DEFAULT_METHODS, *(f"{m}{SHUFFLED}" for m in ("snip", "grasp", "synflow")))
 RUN_ARMS = ("ticket", "reinit", "random_prune")  # read from the run, for comparison
 EXAMPLES = 100  # training examples SNIP's and GraSP's gradients average over (GraSP's code: 10 per class)
 GRASP_TEMPERATURE = 200.0  # GraSP's code divides the logits by T = 200
@@ -83,6 +90,7 @@ SHRINKS = 4  # how many times the step may shrink tenfold before GraSP gives up
 SYNFLOW_ROUNDS = 100  # the SynFlow paper's 100 iterations
 SCORE_STREAM = 11  # the scoring batch comes from default_rng([seed, 11])
 RANDOM_STREAM = 12  # random masks of R remaining weights come from default_rng([seed, 12, R])
+SHUFFLE_STREAM = 13  # method i's shuffled masks of R weights come from default_rng([seed, 13, R, i])
 
 
 # -- gradients and scores -----------------------------------------------------------------------------
@@ -341,6 +349,10 @@ class Scorer:
             return masks_from_scores(method, self.scores(method), target.remaining)
         if method == "synflow":
             return synflow_masks(self.model(), self.start, target.remaining, self.input_shape, self.synflow_rounds)
+        if method.endswith(SHUFFLED):  # the method's own per-layer counts, at new positions
+            base = method[:-len(SHUFFLED)]
+            rng = np.random.default_rng([self.config.seed, SHUFFLE_STREAM, target.remaining, METHODS.index(base)])
+            return random_prune(self.masks(base, target), rng)
         if method == "random":
             # random_prune reads only each layer's count: the ticket's, or the first positions of a layer
             template = target.ticket if target.ticket is not None else keep_highest(
@@ -355,7 +367,7 @@ class Scorer:
 def run_prune_at_init(
     data: Any,
     out_dir: str | Path,
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] = DEFAULT_METHODS,
     *,
     run: str | Path | None = None,
     percents: Sequence[float] | None = None,
@@ -512,6 +524,11 @@ METHOD_STYLE = {
     "synflow": {"label": "SynFlow", "color": "#c51b7d", "linestyle": "-.", "marker": "P"},
     "random": {"label": "random (ticket's layer counts)", "color": "#404040", "linestyle": "-.", "marker": "X"},
 }
+METHOD_STYLE.update({  # a shuffled method: its method's colour, dotted, hollow markers
+    f"{m}{SHUFFLED}": {**METHOD_STYLE[m], "linestyle": ":", "markerfacecolor": "white",
+                       "label": f"{METHOD_STYLE[m]['label']}, shuffled in each layer"}
+    for m in ("snip", "grasp", "synflow")
+})
 
 
 def plot_prune_at_init(record: dict[str, Any], out_dir: str | Path) -> list[Path]:
@@ -555,8 +572,8 @@ def plot_prune_at_init(record: dict[str, Any], out_dir: str | Path) -> list[Path
     return paths
 
 
-__all__ = ["EXAMPLES", "FIGURE", "GRASP_STEP", "GRASP_TEMPERATURE", "METHODS", "RECORD_FILE", "SYNFLOW_ROUNDS",
-           "Scorer", "Target", "format_prune_at_init", "grasp_scores", "hessian_gradient_product", "loss_gradients",
-           "masks_from_scores",
-           "plot_prune_at_init", "run_prune_at_init", "snip_scores", "synflow_masks", "synflow_scores",
-           "targets_from_percents", "targets_from_run"]
+__all__ = ["DEFAULT_METHODS", "EXAMPLES", "FIGURE", "GRASP_STEP", "GRASP_TEMPERATURE", "METHODS", "RECORD_FILE",
+           "SHUFFLED", "SYNFLOW_ROUNDS", "Scorer", "Target", "format_prune_at_init", "grasp_scores",
+           "hessian_gradient_product", "loss_gradients", "masks_from_scores", "plot_prune_at_init",
+           "run_prune_at_init", "snip_scores", "synflow_masks", "synflow_scores", "targets_from_percents",
+           "targets_from_run"]

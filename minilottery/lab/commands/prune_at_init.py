@@ -20,6 +20,7 @@ from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
 from minilottery.lab.commands._options import TRAINING_OPTIONS, add_run_options, add_training_options
 from minilottery.lab.prune_at_init import (
+    DEFAULT_METHODS,
     EXAMPLES,
     GRASP_STEP,
     GRASP_TEMPERATURE,
@@ -31,8 +32,9 @@ from minilottery.lab.prune_at_init import (
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("prune-at-init", help="prune at initialization (SNIP, GraSP, SynFlow) and train",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("--method", "--methods", type=_methods, default=list(METHODS), metavar="M[,M...]",
-                        help=f"some of {', '.join(METHODS)} (default: all four)")
+    parser.add_argument("--method", "--methods", type=_methods, default=list(DEFAULT_METHODS), metavar="M[,M...]",
+                        help=f"some of {', '.join(METHODS)}; M_shuffled is M's masks shuffled within each layer "
+                             f"(default: {','.join(DEFAULT_METHODS)})")
     parser.add_argument("--run", default=None, metavar="RUN",
                         help="a finished `minilottery imp` run: its θ0, training settings, sparsities and ticket "
                              "(default: none; then give --percent)")
