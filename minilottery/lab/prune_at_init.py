@@ -504,12 +504,13 @@ def format_prune_at_init(record: dict[str, Any]) -> str:
     if names:
         lines.append("")
         lines.append("percent of each layer's weights kept")
-        lines.append("  ".join([f"{'weights':>8}", f"{'method':>8}", *(f"{n:>8}" for n in names)]))
+        width = max(len("method"), *(len(m) for m in methods))
+        lines.append("  ".join([f"{'weights':>8}", f"{'method':>{width}}", *(f"{n:>8}" for n in names)]))
         for point in record["points"]:
             for method in methods:
                 if method in point["methods"]:
                     layers = point["methods"][method]["layers"]
-                    lines.append("  ".join([f"{point['percent_remaining']:>7.1f}%", f"{method:>8}",
+                    lines.append("  ".join([f"{point['percent_remaining']:>7.1f}%", f"{method:>{width}}",
                                             *(f"{layers[n]:>7.2f}%" for n in names)]))
     return "\n".join(lines)
 
