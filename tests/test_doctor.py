@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from minilottery import backend
-from minilottery.data import DATASETS
+from minilottery.data import DATASETS, FILES_OF
 from minilottery.lab import doctor
 from minilottery.lab.cli import main
 from minilottery.layers import Dense, ReLU
@@ -135,7 +135,7 @@ def test_a_partial_data_set_names_the_missing_files(tmp_path, private_cache):
 
 
 def test_every_data_set_has_its_files():
-    assert set(doctor.DATA_FILES) == set(DATASETS)
+    assert set(FILES_OF) == set(DATASETS)
 
 
 def test_an_old_or_missing_dependency_is_a_problem_with_the_install_hint(monkeypatch):

@@ -21,13 +21,15 @@ from minilottery.data.fashion_mnist import load_fashion_mnist
 from minilottery.data.mnist import MNIST, load_mnist
 from minilottery.data.paths import data_dir, dataset_dir
 
-# The one list of data sets: name -> loader; the same names -> the function that downloads its files, and the
-# function that says which folder holds them.
+# The one list of data sets: name -> loader; the same names -> the function that downloads its files, the
+# function that says which folder holds them, and the function that lists its files as the loader verifies them.
 LOADERS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist, "cifar10": load_cifar10}
 DOWNLOADERS = {"mnist": mnist.download_files, "fashion-mnist": fashion_mnist.download_files,
                "cifar10": cifar10.download}
 FOLDER_OF = {"mnist": mnist.folder, "fashion-mnist": fashion_mnist.folder, "cifar10": cifar10.folder}
+FILES_OF = {"mnist": mnist.data_files, "fashion-mnist": fashion_mnist.data_files,
+            "cifar10": lambda: [cifar10.archive_file()]}
 DATASETS = tuple(LOADERS)
 
-__all__ = ["DATASETS", "DOWNLOADERS", "FOLDER_OF", "LOADERS", "MNIST", "DataError", "Dataset", "data_dir",
+__all__ = ["DATASETS", "DOWNLOADERS", "FILES_OF", "FOLDER_OF", "LOADERS", "MNIST", "DataError", "Dataset", "data_dir",
            "dataset_dir", "load_cifar10", "load_fashion_mnist", "load_mnist"]

@@ -36,7 +36,7 @@ import numpy as np
 
 import minilottery
 from minilottery import backend
-from minilottery.data import DATASETS, FOLDER_OF, DataError, cifar10, fashion_mnist, mnist
+from minilottery.data import DATASETS, FILES_OF, FOLDER_OF, DataError
 from minilottery.data import download as data_download
 from minilottery.data.checksums import download_command
 from minilottery.data.layout import locate
@@ -57,14 +57,6 @@ GRAD_RTOL, GRAD_ATOL_OF_MAX = 1e-4, 1e-5
 PARAM_RTOL, PARAM_ATOL = 1e-5, 1e-6
 
 INSTALL_HINT = 'pip install -e .'  # from the checkout, as every install hint here
-
-# data set -> its files, as its loader verifies them (one entry per name of minilottery.data.DATASETS)
-DATA_FILES: dict[str, Callable[[], list]] = {
-    "mnist": mnist.data_files,
-    "fashion-mnist": fashion_mnist.data_files,
-    "cifar10": lambda: [cifar10.archive_file()],
-}
-
 
 @dataclass(frozen=True)
 class Check:
@@ -193,7 +185,7 @@ def dataset_check(name: str, data_dir_option: str | None = None) -> Check:
     and unchanged since is not hashed again (the verification record); ``minilottery data check`` re-hashes.
     """
     folder = FOLDER_OF[name](data_dir_option)
-    files = DATA_FILES[name]()
+    files = FILES_OF[name]()
     label = f"data {name}"
     if not any(locate(f.name, folder, f.accepts_uncompressed) for f in files):
         return Check(NOTE, label, f"not in {folder}; `{download_command(files[0].fix)}` fetches it")
