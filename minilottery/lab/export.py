@@ -57,8 +57,7 @@ def export_ticket(run_dir: str | os.PathLike[str], out: str | os.PathLike[str], 
     shapes = {name: tuple(value.shape) for name, value in model.parameters().items()}
     mask_shapes = {name: shapes[name] for name in weight_names(model)}
     folder = runs.round_dir(source.path, index)
-    masks_file = folder / arm / "masks.npz" if arm == "random_prune" else folder / "masks.npz"  # runs.py's layout
-    masks = runs.load_npz(masks_file, mask_shapes)
+    masks = runs.load_npz(runs.arm_masks_file(folder, arm), mask_shapes)
     weight_orig = "trained" if trained else "start"
     weights = runs.load_npz(folder / arm / WEIGHT_FILES[weight_orig], shapes)
     metrics = info["arms"][arm]

@@ -186,8 +186,8 @@ class RunFolder:
         for name in info["arms"]:
             if name not in ARMS:
                 raise runs.RunFileError(f"{folder / 'round.json'} names an unknown arm {name!r}; {runs.DAMAGED_FIX}")
-            own_masks = name == "random_prune"  # the other arms train with the ticket's masks
-            arm_masks = runs.load_npz(folder / name / "masks.npz", self.mask_shapes) if own_masks else masks
+            own_masks = name in runs.OWN_MASKS_ARMS  # the other arms train with the ticket's masks
+            arm_masks = runs.load_npz(runs.arm_masks_file(folder, name), self.mask_shapes) if own_masks else masks
             metrics = runs.read_json(folder / name / "metrics.json", dict)
             if not isinstance(metrics.get("history"), dict):
                 raise runs.RunFileError(f"{folder / name / 'metrics.json'} has no training history; {runs.DAMAGED_FIX}")
@@ -224,8 +224,8 @@ class RunFolder:
             runs.atomic_savez(arm_dir / "init.npz", **arm.init_weights)
             runs.atomic_savez(arm_dir / "final.npz", **arm.final_weights)
             runs.atomic_write_json(arm_dir / "metrics.json", arm.metrics)
-            if name == "random_prune":
-                runs.atomic_savez(arm_dir / "masks.npz", **arm.masks)
+            if name in runs.OWN_MASKS_ARMS:
+                runs.atomic_savez(runs.arm_masks_file(folder, name), **arm.masks)
         runs.atomic_write_json(folder / "round.json", rnd.info)
         self.done.append(rnd.info)
         runs.write_summary(self.path, self.record, self.done)

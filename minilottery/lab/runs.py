@@ -142,6 +142,16 @@ def round_dir(run_dir: str | os.PathLike[str], index: int) -> Path:
     return Path(run_dir) / f"round_{index:03d}"
 
 
+OWN_MASKS_ARMS = ("random_prune",)  # arms that train with masks of their own, saved in <arm>/masks.npz
+
+
+def arm_masks_file(round_folder: str | os.PathLike[str], arm: str) -> Path:
+    """Where the masks ``arm`` trained with are: its own ``<arm>/masks.npz`` (random pruning), else the round's
+    ``masks.npz`` (the ticket's, which the other arms share)."""
+    folder = Path(round_folder)
+    return folder / arm / "masks.npz" if arm in OWN_MASKS_ARMS else folder / "masks.npz"
+
+
 def round_dirs(run_dir: str | os.PathLike[str]) -> list[Path]:
     """Every ``round_NNN`` entry in DIR, in round order (complete or not; a symlink too, so it can be removed)."""
     found = [p for p in Path(run_dir).glob("round_*") if (p.is_dir() or p.is_symlink()) and p.name[6:].isdigit()]
@@ -299,6 +309,7 @@ def _show(value: Any) -> str:
 
 __all__ = [
     "TRIALS_FILE", "RunFileError", "atomic_write_text", "atomic_write_json", "atomic_savez", "load_npz", "read_json",
-    "check_round_info", "check_summary", "round_dir", "round_dirs", "completed_rounds",
+    "check_round_info", "check_summary", "OWN_MASKS_ARMS", "arm_masks_file", "round_dir", "round_dirs",
+    "completed_rounds",
     "write_summary", "load_summary", "is_run_record", "remove_run", "remove_folder", "check_real_folder", "locked",
 ]
