@@ -11,7 +11,8 @@
       estimate   about 40 min (extrapolated from 20 timed training steps and one evaluation pass here)
 
 The percent of weights the rounds reach is computed exactly, without training: every pruning step removes a
-known number of weights (``prune.prune_count``), whatever their values. The estimate is only an estimate:
+known number of weights (``prune.prune_count``), whatever their values, so IMP's own pruning step run on θ0
+gives the run's counts. The estimate is only an estimate:
 ``time_training`` times a few training steps of the dense network and one evaluation pass of the validation and
 test sets, then scales them to a training's iterations and evaluations (pruned networks train at the dense
 speed: their masks are applied to dense arrays).
@@ -31,10 +32,10 @@ from typing import Any
 import numpy as np
 
 from minilottery.backend import to_device
-from minilottery.imp import IMPConfig, RoundResult, stop_reason
-from minilottery.models import build_model, weight_names
+from minilottery.imp import ArmResult, IMPConfig, RoundResult, next_masks, stop_reason
+from minilottery.models import build_model
 from minilottery.optim import make_optimizer
-from minilottery.prune import default_rates, one_shot_rates, prune_count
+from minilottery.prune import default_rates, full_masks, sparsity
 from minilottery.training import evaluate, train_step
 
 TIMED_STEPS = 20  # training steps timed for the estimate (after one untimed warm-up step)
@@ -45,7 +46,8 @@ TIMED_STEPS = 20  # training steps timed for the estimate (after one untimed war
 
 def planned_percents(config: IMPConfig, input_shape: tuple[int, ...]) -> list[float]:
     """The percent of weights remaining after each round, 0 (the dense network, 100%) to the last, as
-    ``imp.run_imp`` will prune them: the same rates, the same counts, the same stopping rule (``stop_reason``).
+    ``imp.run_imp`` will prune them: its own ``next_masks`` and ``stop_reason``, with θ0 standing in for the
+    trained weights (how many weights a round prunes depends only on how many are alive, not on their values).
 
     Args:
         config: the experiment (validated).
@@ -53,29 +55,18 @@ def planned_percents(config: IMPConfig, input_shape: tuple[int, ...]) -> list[fl
     """
     model = build_model(config.model, input_shape, seed=config.seed)
     rates = default_rates(config.model, model, config.prune_rate, config.conv_rate, config.output_rate)
-    params = model.parameters()
-    sizes = {name: int(params[name].size) for name in weight_names(model)}
-    total = sum(sizes.values())
-    alive = dict(sizes)
-    rounds = [{"round": 0, "percent_remaining": 100.0, "remaining": total}]
-    while stop_reason(config, rounds) is None:  # the "stuck" case stops it too: a round that prunes nothing
-        if config.one_shot and config.global_pruning:  # one pooled step straight to the target
-            target = config.target_percent if config.target_percent is not None else \
-                100.0 * (1.0 - config.prune_rate) ** config.rounds
-            kept = total - prune_count(1.0 - target / 100.0, total)
-            alive = {"all": kept}
-        elif config.one_shot:
-            layer_rates = one_shot_rates(rates, sizes, target_percent=config.target_percent,
-                                         rounds=None if config.target_percent is not None else config.rounds)
-            alive = {name: sizes[name] - prune_count(layer_rates[name], sizes[name]) for name in sizes}
-        elif config.global_pruning:
-            pooled = sum(alive.values())
-            alive = {"all": pooled - prune_count(config.prune_rate, pooled)}
-        else:
-            alive = {name: alive[name] - prune_count(rates[name], alive[name]) for name in alive}
-        remaining = sum(alive.values())
-        rounds.append({"round": len(rounds), "percent_remaining": 100.0 * remaining / total, "remaining": remaining})
-    return [r["percent_remaining"] for r in rounds]
+    weights = model.state_dict()
+    rounds = [_as_round(0, full_masks({name: weights[name] for name in rates}), weights)]
+    while stop_reason(config, [rnd.info for rnd in rounds]) is None:  # "stuck" stops it too
+        rounds.append(_as_round(len(rounds), next_masks(config, rates, rounds[-1]), weights))
+    return [rnd.percent_remaining for rnd in rounds]
+
+
+def _as_round(index: int, masks: dict[str, np.ndarray], weights: dict[str, np.ndarray]) -> RoundResult:
+    """A round whose ticket "trained" to ``weights``: all that ``next_masks`` and ``stop_reason`` read."""
+    kept = sparsity(masks)
+    info = {"round": index, "percent_remaining": kept["percent"], "remaining": kept["remaining"]}
+    return RoundResult(index, masks, {"ticket": ArmResult(masks, weights, weights, {})}, info)
 
 
 def trainings(config: IMPConfig, rounds: int) -> int:
