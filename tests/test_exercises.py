@@ -46,6 +46,9 @@ ALLOWED = {
 LIBRARIES = {"np": "numpy", "numpy": "numpy", "scipy": "scipy"}  # the third-party roots exercises may cite
 PARAMETER = re.compile(r"\d+\.[Wb]")  # a model's parameter name, e.g. 6.W (a layer index and W or b)
 FILE = re.compile(r"[\w./-]+\.(py|md|ipynb|npz|json|csv|png|toml)")  # a file name or a path
+# Folders the tutorials create as they run (git ignores them, so a fresh clone lacks them): where
+# minilottery/lab/tutorial.py puts each script's figures and runs.
+OUTPUT_FOLDERS = {"tutorials/figures/"}
 PLACEHOLDER_PATH = re.compile(r"[\w./-]+/<[^>]+>.*")  # tutorials/figures/<script name>/run/: a folder pattern
 
 
@@ -227,7 +230,7 @@ def problems_in(span: str) -> list[str]:
         return [] if span in names else [f"no model has a parameter {span}"]
     if PLACEHOLDER_PATH.fullmatch(span):
         folder = span.split("<")[0]
-        return [] if (ROOT / folder).is_dir() else [f"no folder {folder}"]
+        return [] if (ROOT / folder).is_dir() or folder in OUTPUT_FOLDERS else [f"no folder {folder}"]
     if FILE.fullmatch(span):
         exists = (ROOT / span).exists() or any(p.name == span for p in ROOT.rglob(span) if ".venv" not in p.parts)
         return [] if exists or f'"{span}"' in package_source() else [f"no file {span}"]
