@@ -68,3 +68,17 @@ def round_list(text: str) -> list[int]:
     if not rounds or min(rounds) < 1:
         raise argparse.ArgumentTypeError(f"expected round numbers >= 1 (round 0 is the dense network), got {text!r}")
     return rounds
+
+
+def comma_list(kind: type, example: str):
+    """An argparse ``type``: a comma-separated list of ``kind`` (``instability --k/--arms``, ``sanity --variants``),
+    or argparse's one-line usage error naming ``example``."""
+    def parse(text: str) -> list:
+        try:
+            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
+        except ValueError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}")
+        return values
+    return parse

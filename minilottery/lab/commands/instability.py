@@ -15,7 +15,7 @@ from minilottery import backend
 from minilottery.data import LOADERS
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands._options import add_run_options
+from minilottery.lab.commands._options import add_run_options, comma_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,31 +27,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("run", metavar="RUN", help="a finished `minilottery imp` run folder")
     parser.add_argument("--round", type=int, required=True, metavar="R",
                         help="the run's round whose ticket and reinit control to analyse (the dense network too)")
-    parser.add_argument("--k", type=_names(int, "iterations such as 0,100,500"), default=list(DEFAULT_KS),
+    parser.add_argument("--k", type=comma_list(int, "iterations such as 0,100,500"), default=list(DEFAULT_KS),
                         metavar="K[,K...]", help=f"iterations to start the two copies from (default: "
                                                  f"{','.join(map(str, DEFAULT_KS))}); 0 is the start weights")
     parser.add_argument("--points", type=int, default=DEFAULT_POINTS,
                         help=f"values of α on each path, both ends included (default: {DEFAULT_POINTS})")
-    parser.add_argument("--arms", type=_names(str, f"arms such as {','.join(ARMS)}"), default=list(ARMS),
+    parser.add_argument("--arms", type=comma_list(str, f"arms such as {','.join(ARMS)}"), default=list(ARMS),
                         metavar="ARM[,ARM...]", help=f"which networks (default: {','.join(ARMS)})")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for instability.json and the figures")
     add_run_options(parser)
     threads.add_argument(parser)
     parser.set_defaults(func=run, resumes=True)  # a killed analysis continues: cli.main says so
     return parser
-
-
-def _names(kind: type, example: str):
-    """An argparse ``type``: a comma-separated list of ``kind``, or argparse's one-line usage error."""
-    def parse(text: str) -> list:
-        try:
-            values = [kind(part.strip()) for part in text.split(",") if part.strip()]
-        except ValueError:
-            values = []
-        if not values:
-            raise argparse.ArgumentTypeError(f"expected {example}, got {text!r}")
-        return values
-    return parse
 
 
 def run(args: argparse.Namespace) -> int:

@@ -15,8 +15,7 @@ from minilottery import backend
 from minilottery.data import LOADERS
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands._options import add_run_options, round_list
-from minilottery.lab.commands.instability import _names
+from minilottery.lab.commands._options import add_run_options, comma_list, round_list
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("run", metavar="RUN", help="a finished `minilottery imp` run folder")
     parser.add_argument("--round", "--rounds", dest="rounds", type=round_list, required=True, metavar="R[,R...]",
                         help="the run's rounds to check (one network per variant each)")
-    parser.add_argument("--variants", type=_names(str, f"variants such as {','.join(VARIANTS[:3])}"),
+    parser.add_argument("--variants", type=comma_list(str, f"variants such as {','.join(VARIANTS[:3])}"),
                         default=list(VARIANTS), metavar="V[,V...]",
                         help=f"which variants (default: all: {','.join(VARIANTS)})")
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for sanity.json and the figure")
