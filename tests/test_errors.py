@@ -337,13 +337,13 @@ def test_tutorial_ends_in_one_line_on_a_user_error(tmp_path):
 
 
 def test_tutorial_ends_in_one_line_on_missing_data(tmp_path):
-    script = ("import sys; sys.argv = ['04_train_lenet.py', '--figures', sys.argv[1]]; "
-              "from minilottery.lab.tutorial import parse_args; parse_args('Doc.', '04_train_lenet.py'); "
+    script = ("import sys; sys.argv = ['05_train_lenet.py', '--figures', sys.argv[1]]; "
+              "from minilottery.lab.tutorial import parse_args; parse_args('Doc.', '05_train_lenet.py'); "
               "from minilottery.data import DataError; "
               "raise DataError('MNIST is not in /nowhere\\nrun: minilottery data download')")
     done = run_python(["-c", script, str(tmp_path)])
     assert done.returncode == 1
-    assert done.stderr == "04_train_lenet.py: error: MNIST is not in /nowhere; run: minilottery data download\n"
+    assert done.stderr == "05_train_lenet.py: error: MNIST is not in /nowhere; run: minilottery data download\n"
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

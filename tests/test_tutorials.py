@@ -18,7 +18,7 @@ TUTORIALS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-
 
 
 def promised_figures(script: Path) -> list[str]:
-    """Figure names listed in the docstring's 'Draws:' lines, e.g. figures/04_train_lenet/curve.png."""
+    """Figure names listed in the docstring's 'Draws:' lines, e.g. figures/05_train_lenet/curve.png."""
     return re.findall(r"figures/[\w]+/([\w]+\.png)", script.read_text())
 
 

@@ -1,7 +1,10 @@
 """Small conveniences shared by the scripts in ``tutorials/`` (kept in the package: no ``sys.path`` hacks).
 
-Every tutorial accepts ``--quick`` (a small data subset and few iterations, finishing in seconds; the test
-suite runs each one that way), ``--device cpu|gpu``, ``--threads N`` (BLAS threads, see
+Every tutorial runs at one of three sizes, ``args.size``: ``--quick`` (a small data subset and few iterations,
+finishing in seconds: for checking that it runs; its numbers mean little), ``--class`` (big enough that early
+stopping and the ticket-vs-control comparisons mean something, about a minute on a laptop: for a class meeting),
+or the default, full size (the numbers the README quotes). The test suite runs each one at the first two. Every
+tutorial also accepts ``--device cpu|gpu``, ``--threads N`` (BLAS threads, see
 ``minilottery/lab/threads.py``), and writes its figures to ``tutorials/figures/<script name>/`` (or ``--figures DIR``).
 
 Each tutorial is also a notebook (``tutorials/NN_name.ipynb``, made from the script by
@@ -16,11 +19,14 @@ cell that saved it.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from minilottery import backend
 from minilottery.backend import DeviceError
@@ -30,13 +36,15 @@ from minilottery.lab import threads
 from minilottery.lab.cli import one_line
 
 QUICK_ENV = "MINILOTTERY_QUICK"  # "1": quick mode, as --quick (the only way to ask for it in a notebook)
+CLASS_ENV = "MINILOTTERY_CLASS"  # "1": class size, as --class
+SIZES = ("quick", "class", "full")  # args.size, smallest first
 
 
 def parse_args(doc: str, script: str,
                extra: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
     """Parses the common tutorial flags; ``doc`` is the script's docstring (its first line is the title).
 
-    ``script`` is the tutorial's file name, e.g. ``"04_train_lenet.py"``: each tutorial names itself, because a
+    ``script`` is the tutorial's file name, e.g. ``"05_train_lenet.py"``: each tutorial names itself, because a
     notebook has no ``__file__``. In a notebook no flags are parsed (see the module docstring): every option
     keeps its default, and ``$MINILOTTERY_QUICK`` turns quick mode on.
 
@@ -49,8 +57,11 @@ def parse_args(doc: str, script: str,
     end_in_one_line(Path(script).name)
     parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0],
                                      epilog="See the top of the script for more.")
-    parser.add_argument("--quick", action="store_true",
-                        help=f"tiny data and few iterations: finishes in seconds (also ${QUICK_ENV}=1)")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true",
+                      help=f"tiny data and few iterations: finishes in seconds (also ${QUICK_ENV}=1)")
+    size.add_argument("--class", dest="class_size", action="store_true",
+                      help=f"class size: meaningful numbers in about a minute on a laptop (also ${CLASS_ENV}=1)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default=None, help="where to compute (default: cpu)")
     parser.add_argument("--figures", type=Path, default=None, help="folder for the figures")
     threads.add_argument(parser)
@@ -61,7 +72,8 @@ def parse_args(doc: str, script: str,
         backend.use(args.device)
     args.device = backend.default_device()
     try:
-        args.quick = args.quick or quick_from_environment()
+        args.size = size_from(args.quick, args.class_size)
+        args.quick = args.size == "quick"  # the common case, spelled short
         args.threads = threads.apply(args.threads)
     except ValueError as exc:  # a bad $MINILOTTERY_THREADS or $MINILOTTERY_QUICK
         if notebook:
@@ -74,10 +86,47 @@ def parse_args(doc: str, script: str,
 
 def quick_from_environment() -> bool:
     """Whether ``$MINILOTTERY_QUICK`` asks for quick mode: "1" yes; "0" or unset no; anything else a ValueError."""
-    text = os.environ.get(QUICK_ENV, "").strip()
+    return _flag_from_environment(QUICK_ENV, "quick mode")
+
+
+def class_from_environment() -> bool:
+    """Whether ``$MINILOTTERY_CLASS`` asks for the class size: "1" yes; "0" or unset no; else a ValueError."""
+    return _flag_from_environment(CLASS_ENV, "class size")
+
+
+def _flag_from_environment(name: str, meaning: str) -> bool:
+    text = os.environ.get(name, "").strip()
     if text not in ("", "0", "1"):
-        raise ValueError(f"{QUICK_ENV} must be 1 (quick mode) or 0, got {text!r}; set it to 1, or unset it")
+        raise ValueError(f"{name} must be 1 ({meaning}) or 0, got {text!r}; set it to 1, or unset it")
     return text == "1"
+
+
+def size_from(quick_flag: bool, class_flag: bool) -> str:
+    """The size a tutorial runs at (one of SIZES) from its flags, else the environment; both sizes: a ValueError."""
+    quick = quick_flag or (not class_flag and quick_from_environment())
+    classroom = class_flag or (not quick_flag and class_from_environment())
+    if quick and classroom:
+        raise ValueError(f"{QUICK_ENV}=1 and {CLASS_ENV}=1 ask for two sizes; unset one of them")
+    return "quick" if quick else "class" if classroom else "full"
+
+
+def by_size(args: argparse.Namespace, quick: Any, class_size: Any, full: Any) -> Any:
+    """The value for the size the tutorial runs at: ``by_size(args, 300, 2000, 10_000)`` iterations, say."""
+    return {"quick": quick, "class": class_size, "full": full}[args.size]
+
+
+def run_folder(args: argparse.Namespace, config: Any, data: Any, name: str = "run") -> Path:
+    """``<figures>/<name>-<8 hex digits>/``: a run folder named by everything that defines the run.
+
+    The digits hash ``run_folder.run_record(config, data)`` (the configuration and the data's description), so
+    a run started with other settings, at another size or after an exercise's change, gets a folder of its own
+    and never meets the refusal a run folder gives a changed configuration; running the script again with the
+    same settings finds the finished rounds and reads them back.
+    """
+    from minilottery.lab.run_folder import run_record
+
+    record = json.dumps(run_record(config, data), sort_keys=True, default=str)
+    return args.figures / f"{name}-{hashlib.sha256(record.encode()).hexdigest()[:8]}"
 
 
 def in_notebook() -> bool:
@@ -127,8 +176,11 @@ def heading(text: str) -> None:
     print(f"\n== {text} ==")
 
 
-def save_figure(fig, args: argparse.Namespace, name: str) -> None:
+def save_figure(fig, args: argparse.Namespace, name: str, look_for: str | None = None) -> None:
     """Saves ``fig`` as PNG under the tutorial's figure folder and prints where; a notebook also shows it.
+
+    ``look_for`` is printed after the path as ``what to look for: ...``: one sentence on what the figure shows
+    and how to read it (at this size: pass a different sentence at ``--quick`` when the figure means less there).
 
     The notebook shows the saved file rather than ``fig``: the tutorials draw with the Agg backend, which
     shows nothing by itself, so each figure appears once, exactly as saved. Nothing is returned, so a cell
@@ -137,6 +189,8 @@ def save_figure(fig, args: argparse.Namespace, name: str) -> None:
     path = args.figures / f"{name}.png"
     atomic_savefig(fig, path, dpi=120, bbox_inches="tight")
     print(f"figure: {path}")
+    if look_for:
+        print(f"what to look for: {look_for}")
     if in_notebook():
         from IPython.display import Image, display
 

@@ -1,4 +1,4 @@
-"""Reference 2-D convolution: im2col, one matrix product, a reshape (the version tutorial 3 builds).
+"""Reference 2-D convolution: im2col, one matrix product, a reshape (the version tutorial 4 builds).
 
 Read this one first. ``Conv2d`` (``layers/conv.py``) computes the same numbers faster and is what the models use;
 ``tests/test_reference_layers.py`` proves the two equal. The convolution is a cross-correlation, as in every

@@ -1,4 +1,4 @@
-"""Tutorial 9: the GPU: the same training step on CuPy, timed honestly with device synchronisation.
+"""Tutorial 10: the GPU: the same training step on CuPy, timed honestly with device synchronisation.
 
 Goal: run the paper's networks on the GPU by changing nothing but the device, and learn to time GPU code:
 CuPy launches kernels asynchronously, so a clock read without `synchronize()` measures only how fast Python
@@ -6,13 +6,13 @@ queued the work. On a machine without a GPU (or without CuPy) the script times t
 GPU run would show.
 
 Run (from the repository root, after `pip install -e .`; for the GPU also `pip install -e ".[gpu]"`):
-    python tutorials/09_gpu.py                 # about 8 s on a 2-core CPU
-    python tutorials/09_gpu.py --quick         # a few seconds
-    python tutorials/09_gpu.py --device gpu    # the same, with the GPU as the default device
+    python tutorials/10_gpu.py                 # about 8 s on a 2-core CPU
+    python tutorials/10_gpu.py --quick         # a few seconds
+    python tutorials/10_gpu.py --device gpu    # the same, with the GPU as the default device
 
 Prints: which devices are available, ms per training step of LeNet-300-100 and Conv-2 (batch 60) on each, the
 wrong (unsynchronised) and right (synchronised) GPU timings, and the speed-up.
-Draws: figures/09_gpu/step_time.png (ms per training step by model and device).
+Draws: figures/10_gpu/step_time.png (ms per training step by model and device).
 """
 
 import time
@@ -29,7 +29,7 @@ from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.training import train_step
 
-args = parse_args(__doc__, "09_gpu.py")
+args = parse_args(__doc__, "10_gpu.py")
 
 # %%
 heading("1. which devices are there?")

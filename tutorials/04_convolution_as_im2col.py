@@ -1,4 +1,4 @@
-"""Tutorial 3: convolution as im2col: build im2col and the reference convolution, then meet the fast Conv2d.
+"""Tutorial 4: convolution as im2col: build im2col and the reference convolution, then meet the fast Conv2d.
 
 Goal: build, in a few lines, the convolution minilottery's `ReferenceConv2d` is. `im2col` copies every receptive
 field of the input into one row of a matrix, so one matrix product gives every output pixel at once; backward
@@ -6,13 +6,13 @@ is two more products and `col2im`, the adjoint of im2col, which adds rows back o
 The models run `Conv2d`, which computes the same numbers in faster layouts: we check that too.
 
 Run (from the repository root, after `pip install -e .`):
-    python tutorials/03_convolution_as_im2col.py           # about 1 s on a 2-core laptop CPU
-    python tutorials/03_convolution_as_im2col.py --quick   # the same: it is already small
+    python tutorials/04_convolution_as_im2col.py           # about 1 s on a 2-core laptop CPU
+    python tutorials/04_convolution_as_im2col.py --quick   # the same: it is already small
 
 Prints: a 4×4 image, its im2col matrix for a 2×2 kernel, the convolution as a product beside
 `scipy.signal.correlate`; our forward and backward beside `ReferenceConv2d` (equal) and `Conv2d` (equal to
 float64 rounding); the adjoint identity <im2col(x), y> = <x, col2im(y)>; a gradient check.
-Draws: figures/03_convolution_as_im2col/im2col.png (the image, its im2col matrix, and the output).
+Draws: figures/04_convolution_as_im2col/im2col.png (the image, its im2col matrix, and the output).
 """
 
 import matplotlib
@@ -27,7 +27,7 @@ from minilottery.gradcheck import check_layer
 from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.layers import Conv2d, ReferenceConv2d, col2im, im2col
 
-args = parse_args(__doc__, "03_convolution_as_im2col.py")
+args = parse_args(__doc__, "04_convolution_as_im2col.py")
 np.set_printoptions(linewidth=120)
 
 

@@ -1,4 +1,4 @@
-"""Tutorial 4: training LeNet-300-100 on MNIST: the loop, the validation split, early stopping as the paper defines it.
+"""Tutorial 5: training LeNet-300-100 on MNIST: the loop, the validation split, early stopping as the paper defines it.
 
 Goal: train the paper's fully connected network (Figure 2: 784-300-100-10, Adam 1.2e-3, batch 60) with
 minilottery's iteration-based loop, and read the two numbers the lottery ticket paper reports for every
@@ -6,12 +6,12 @@ network: the early-stopping iteration (the iteration of minimum validation loss,
 accuracy at that iteration.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/04_train_lenet.py            # about 40 s on a 2-core CPU (10,000 iterations)
-    python tutorials/04_train_lenet.py --quick    # a few seconds (small subset, 300 iterations)
+    python tutorials/05_train_lenet.py            # about 40 s on a 2-core CPU (10,000 iterations)
+    python tutorials/05_train_lenet.py --quick    # a few seconds (small subset, 300 iterations)
 
 Prints: the data splits, the model summary, one line per evaluation, the early-stopping iteration and the test
 accuracy there and at the end.
-Draws: figures/04_train_lenet/learning_curve.png (validation loss and test accuracy vs iteration, early stop marked).
+Draws: figures/05_train_lenet/learning_curve.png (validation loss and test accuracy vs iteration, early stop marked).
 """
 
 import matplotlib
@@ -25,7 +25,7 @@ from minilottery.lab.tutorial import heading, parse_args, save_figure
 from minilottery.models import build_model, summary
 from minilottery.training import TrainConfig, train
 
-args = parse_args(__doc__, "04_train_lenet.py")
+args = parse_args(__doc__, "05_train_lenet.py")
 
 # %%
 heading("1. the data: MNIST with a validation split")

@@ -1,4 +1,4 @@
-"""Tutorial 8: beyond the paper: late resetting (rewinding), global pruning, and IMP on a convolutional network.
+"""Tutorial 9: beyond the paper: late resetting (rewinding), global pruning, and IMP on a convolutional network.
 
 Goal: use IMPConfig's options to try three ideas that go past the ICLR paper's LeNet experiment:
   a. late resetting: reset the survivors to their values θK at iteration K of the dense training instead of θ0
@@ -9,22 +9,22 @@ Goal: use IMPConfig's options to try three ideas that go past the ICLR paper's L
   c. Conv-2 on MNIST: the same IMP code on the paper's smallest convolutional network. On this CPU a
      Conv-2 step costs about a quarter of a second (one BLAS thread), so this is a short demonstration
      (one round, 300 iterations); the real
-     experiment (20,000 iterations a training, CIFAR-10) belongs on a GPU (tutorial 9).
+     experiment (20,000 iterations a training, CIFAR-10) belongs on a GPU (tutorial 10).
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/08_beyond_the_paper.py           # about 7 minutes on a 2-core CPU
-    python tutorials/08_beyond_the_paper.py --quick   # about 15 s (small subset, very short trainings)
+    python tutorials/09_beyond_the_paper.py           # about 7 minutes on a 2-core CPU
+    python tutorials/09_beyond_the_paper.py --quick   # about 15 s (small subset, very short trainings)
 The default trains LeNet-300-100 24 times for 2,000 iterations and Conv-2 twice for 300. Every run is recorded
-under figures/08_beyond_the_paper/run/ (run_quick/ with --quick) and read back, not retrained, when the script
+under figures/09_beyond_the_paper/run/ (run_quick/ with --quick) and read back, not retrained, when the script
 runs again; after changing the settings, delete that folder.
 
 Prints: (a) the accuracy at 5% of the weights after resetting to θ0 and rewinding to θ20 and θ100, with the
 check that the rewound start really is θK ⊙ m; (b) each layer's % of weights remaining round by round under
 layer-wise and global pruning; (c) Conv-2's per-layer pruning (conv 10%, dense 20%, output 10%), its accuracy,
 and what the paper's full Conv-2 experiment would cost on this CPU.
-Draws: figures/08_beyond_the_paper/rewinding.png (test accuracy during training after each kind of reset).
-Draws: figures/08_beyond_the_paper/global_vs_layerwise.png (per-layer weights remaining, and accuracy, both ways).
-Draws: figures/08_beyond_the_paper/conv2_kernels.png (Conv-2's first 64 trained 3x3 kernels and their mask).
+Draws: figures/09_beyond_the_paper/rewinding.png (test accuracy during training after each kind of reset).
+Draws: figures/09_beyond_the_paper/global_vs_layerwise.png (per-layer weights remaining, and accuracy, both ways).
+Draws: figures/09_beyond_the_paper/conv2_kernels.png (Conv-2's first 64 trained 3x3 kernels and their mask).
 """
 
 import matplotlib
@@ -44,7 +44,7 @@ from minilottery.optim import make_optimizer
 from minilottery.prune import sparsity
 from minilottery.training import TrainConfig, train_step
 
-args = parse_args(__doc__, "08_beyond_the_paper.py")
+args = parse_args(__doc__, "09_beyond_the_paper.py")
 full = load_mnist()
 data = full.subset(3000, 500, 1000) if args.quick else full
 run_root = args.figures / ("run_quick" if args.quick else "run")  # one run directory per experiment below
@@ -232,7 +232,7 @@ print(f"{1000 * step:.0f} ms per Conv-2 training step on {args.device}: the pape
 print(f"iterations for the dense network and each of about 20 rounds, would take about {hours:.0f} hours here, even")
 print("at MNIST's image size and without evaluations.")
 print("That is GPU work: `minilottery imp --model conv2 --device gpu --out runs/conv2` runs it on CIFAR-10 with the")
-print("paper's settings (tutorial 9 compares the step times).")
+print("paper's settings (tutorial 10 compares the step times).")
 if not args.quick:
     assert all(accuracy(rnd) > 0.9 for rnd in conv.rounds), "Conv-2 should pass 90% on MNIST within 300 iterations"
 

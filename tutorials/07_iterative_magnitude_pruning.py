@@ -1,4 +1,4 @@
-"""Tutorial 6: iterative magnitude pruning: find a winning ticket in LeNet-300-100 (the paper's Section 2).
+"""Tutorial 7: iterative magnitude pruning: find a winning ticket in LeNet-300-100 (the paper's Section 2).
 
 Goal: run the lottery ticket experiment itself. Train a dense network from θ0, prune the smallest-magnitude
 20% of each hidden layer's weights (10% of the output layer's), reset the survivors to their values in θ0,
@@ -9,11 +9,11 @@ experiment and check the two properties the algorithm rests on: the masks are ne
 θ0 exactly.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/06_iterative_magnitude_pruning.py           # about 6 minutes on a 2-core CPU
-    python tutorials/06_iterative_magnitude_pruning.py --quick   # about 11 s (small subset, 3 rounds)
+    python tutorials/07_iterative_magnitude_pruning.py           # about 6 minutes on a 2-core CPU
+    python tutorials/07_iterative_magnitude_pruning.py --quick   # about 11 s (small subset, 3 rounds)
 The default is 16 trainings of 5,000 iterations (rounds 0-15, down to 3.6% of the weights), after the small
 loop of sections 2-3 (4 trainings of 100 iterations, once by hand and once with run_imp). The run is recorded
-under figures/06_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and
+under figures/07_iterative_magnitude_pruning/run/ (run_quick/ with --quick): run the script again and
 it reads the finished rounds back instead of training them; after changing the settings, delete that folder.
 
 Prints: the per-layer pruning rates; the loop by hand on a small setting, one line per round, and the check
@@ -21,9 +21,9 @@ that run_imp gives the same masks and accuracies bit for bit; then for the exper
 (weights remaining per layer and in total, as exact counts, the early-stop iteration and the test accuracy
 there), the checks that the masks are nested and that each round starts from θ0 ⊙ m, and which input pixels
 the first layer keeps.
-Draws: figures/06_iterative_magnitude_pruning/accuracy_vs_weights.png (test accuracy at early stop vs % weights left).
-Draws: figures/06_iterative_magnitude_pruning/early_stop_vs_weights.png (early-stop iteration vs % weights left).
-Draws: figures/06_iterative_magnitude_pruning/first_layer_mask.png (connections each input pixel keeps in layer 1.W).
+Draws: figures/07_iterative_magnitude_pruning/accuracy_vs_weights.png (test accuracy at early stop vs % weights left).
+Draws: figures/07_iterative_magnitude_pruning/early_stop_vs_weights.png (early-stop iteration vs % weights left).
+Draws: figures/07_iterative_magnitude_pruning/first_layer_mask.png (connections each input pixel keeps in layer 1.W).
 """
 
 import numpy as np
@@ -37,7 +37,7 @@ from minilottery.models import build_model
 from minilottery.prune import check_nested, default_rates, magnitude_prune, masked_weights, prune_count, sparsity
 from minilottery.training import TrainConfig, train
 
-args = parse_args(__doc__, "06_iterative_magnitude_pruning.py")
+args = parse_args(__doc__, "07_iterative_magnitude_pruning.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)
@@ -80,7 +80,7 @@ for (masks, accuracy), rnd in zip(by_hand, result.rounds, strict=True):
     assert all(np.array_equal(masks[name], rnd.masks[name]) for name in masks), f"round {rnd.index}: masks differ"
     assert accuracy == rnd.arms["ticket"].metrics["test_accuracy_at_early_stop"], f"round {rnd.index}: accuracy"
 print(f"run_imp gives the same {len(result.rounds)} rounds: the same masks and the same accuracies, bit for bit.")
-print("What it adds: the controls (tutorial 7), rewinding and other pruning schedules (tutorial 8), and, with a")
+print("What it adds: the controls (tutorial 8), rewinding and other pruning schedules (tutorial 9), and, with a")
 print("store, a record of every round from which an interrupted run continues (below).")
 
 # %%
@@ -174,7 +174,7 @@ if middle:
 print("The paper's finding (Figures 3-4): down to a few percent of the weights, the ticket reset to θ0 trains to")
 print("the dense network's accuracy (within a few tenths of a point in one run like this one; the paper averages")
 print("five) and reaches its minimum validation loss sooner; at the sparsest levels learning slows down again.")
-print("Tutorial 7 shows that the same masks with a *new* random initialisation do not: the ticket's θ0 matters.")
+print("Tutorial 8 shows that the same masks with a *new* random initialisation do not: the ticket's θ0 matters.")
 if not args.quick:
     sparse = [r["arms"]["ticket"]["test_accuracy_at_early_stop"] for r in summary["rounds"]
               if r["percent_remaining"] <= 21.1]

@@ -1,4 +1,4 @@
-"""Tutorial 10: why do tickets win? Instability, sanity checks and supermasks on a LeNet-300-100 ticket.
+"""Tutorial 11: why do tickets win? Instability, sanity checks and supermasks on a LeNet-300-100 ticket.
 
 Goal: take one winning ticket m ⊙ θ0 and ask what makes it win, with three analyses from the papers that followed
 Frankle & Carbin (2019):
@@ -15,19 +15,19 @@ The library owns the analyses (minilottery/lab/instability.py and minilottery/la
 their pieces one at a time and prints the few lines of each that matter.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/10_why_tickets_win.py           # about 4 minutes on one CPU core (--threads 1)
-    python tutorials/10_why_tickets_win.py --quick   # about 10 s (small subset, very short trainings)
+    python tutorials/11_why_tickets_win.py           # about 4 minutes on one CPU core (--threads 1)
+    python tutorials/11_why_tickets_win.py --quick   # about 10 s (small subset, very short trainings)
 The default finds a ticket with 5 rounds of IMP at a 50% rate (2,000 iterations a training, 3.2% of the weights
 left), then trains 7 more networks: 4 for part a, 3 for part b. The IMP run is recorded under
-figures/10_why_tickets_win/run/ (run_quick/ with --quick) and read back when the script runs again with the
+figures/11_why_tickets_win/run/ (run_quick/ with --quick) and read back when the script runs again with the
 same settings (changed settings replace it).
 
 Prints: (a) the test error at 11 points along each path and the instability of the ticket and of the reinit
 control, with the checks that the ends are the trained networks and that a network's path to itself is flat;
 (b) each sanity-check variant's construction checks and its test accuracy at early stop; (c) the untrained test
 accuracy of θ0 alone and of θ0 ⊙ m for three masks.
-Draws: figures/10_why_tickets_win/error_vs_alpha.png (test error along the path between two trained copies).
-Draws: figures/10_why_tickets_win/sanity_and_supermasks.png (accuracy of each variant trained, and untrained).
+Draws: figures/11_why_tickets_win/error_vs_alpha.png (test error along the path between two trained copies).
+Draws: figures/11_why_tickets_win/sanity_and_supermasks.png (accuracy of each variant trained, and untrained).
 """
 
 import matplotlib
@@ -48,7 +48,7 @@ from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.prune import sparsity
 from minilottery.training import TrainConfig, evaluate
 
-args = parse_args(__doc__, "10_why_tickets_win.py")
+args = parse_args(__doc__, "11_why_tickets_win.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)

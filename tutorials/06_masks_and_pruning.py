@@ -1,4 +1,4 @@
-"""Tutorial 5: masks and pruning: one-shot magnitude pruning, and what "mask-aware" training means.
+"""Tutorial 6: masks and pruning: one-shot magnitude pruning, and what "mask-aware" training means.
 
 Goal: prune a trained LeNet-300-100 by weight magnitude (Frankle & Carbin 2019, Section 2: remove the p% of
 each layer's weights with the smallest |w|), see how accuracy holds up as more is removed, and see why a pruned
@@ -6,12 +6,12 @@ weight must be *masked* rather than merely set to zero: zeroed weights still get
 brings them back. With a mask, minilottery's optimizers keep them exactly 0.0, with exactly-zero Adam state.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/05_masks_and_pruning.py           # about 25 s on a 2-core CPU
-    python tutorials/05_masks_and_pruning.py --quick   # a few seconds
+    python tutorials/06_masks_and_pruning.py           # about 25 s on a 2-core CPU
+    python tutorials/06_masks_and_pruning.py --quick   # a few seconds
 
 Prints: a pruned layer's mask counts computed by hand and by `minilottery.prune`, test accuracy after one-shot
 pruning to several sparsities (no retraining), and how many pruned weights come back to life without a mask.
-Draws: figures/05_masks_and_pruning/one_shot.png (accuracy vs weights remaining, before any retraining).
+Draws: figures/06_masks_and_pruning/one_shot.png (accuracy vs weights remaining, before any retraining).
 """
 
 import copy
@@ -31,7 +31,7 @@ from minilottery.optim import make_optimizer
 from minilottery.prune import default_rates, full_masks, magnitude_prune, one_shot_rates, sparsity
 from minilottery.training import TrainConfig, evaluate, train, train_step
 
-args = parse_args(__doc__, "05_masks_and_pruning.py")
+args = parse_args(__doc__, "06_masks_and_pruning.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(2000, 500, 1000)
@@ -78,7 +78,7 @@ for target in targets:
     layers = ", ".join(f"{name} {layer['percent']:.1f}%" for name, layer in report["layers"].items())
     print(f"{report['percent']:5.1f}% of weights left ({layers}): test accuracy {100 * accuracy:.2f}%")
 print("Pruning alone costs accuracy at high sparsity: the lottery ticket experiment therefore *retrains* the")
-print("pruned network, from its original initialisation (tutorial 6).")
+print("pruned network, from its original initialisation (tutorial 7).")
 
 # %%
 heading("4. why masks: momentum brings pruned weights back")

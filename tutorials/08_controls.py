@@ -1,4 +1,4 @@
-"""Tutorial 7: the controls: random reinitialisation and random pruning, side by side with the winning ticket.
+"""Tutorial 8: the controls: random reinitialisation and random pruning, side by side with the winning ticket.
 
 Goal: learn why a sparse network that trains well is not yet evidence for the lottery ticket hypothesis, and how
 the paper's two controls rule out the other explanations (Frankle & Carbin 2019, Section 2, Figures 3-4).
@@ -10,19 +10,19 @@ In every pruning round the winning ticket f(x; m ⊙ θ0) is trained next to
 A winning ticket learns faster and reaches a higher test accuracy than both, and the gap grows with sparsity.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/07_controls.py           # about 14 minutes on a 2-core CPU
-    python tutorials/07_controls.py --quick   # about 10 s (small subset, 3 rounds)
+    python tutorials/08_controls.py           # about 14 minutes on a 2-core CPU
+    python tutorials/08_controls.py --quick   # about 10 s (small subset, 3 rounds)
 The default is the `lenet-quick` preset (5,000 iterations per training, 12 rounds down to 7.0% of the
-weights) with both controls: 37 trainings. The run is recorded under figures/07_controls/run/ (run_quick/ with
+weights) with both controls: 37 trainings. The run is recorded under figures/08_controls/run/ (run_quick/ with
 --quick) and resumes when the script runs again; after changing the settings, delete that folder.
 
 Prints: one line per round with the three arms' test accuracy at early stop, checks that each control is what
 it claims to be (same mask / new weights; same counts / random positions), the results table, and at the
 sparsest round how far each control falls behind the ticket.
-Draws: figures/07_controls/accuracy_vs_weights.png (test accuracy at early stop vs % of weights, three arms).
-Draws: figures/07_controls/early_stop_vs_weights.png (early-stop iteration vs % of weights, three arms).
-Draws: figures/07_controls/learning_curves.png (test accuracy during training at several sparsities: ticket, reinit).
-Draws: figures/07_controls/sparsest_round.png (validation loss and test accuracy of all three arms, sparsest round).
+Draws: figures/08_controls/accuracy_vs_weights.png (test accuracy at early stop vs % of weights, three arms).
+Draws: figures/08_controls/early_stop_vs_weights.png (early-stop iteration vs % of weights, three arms).
+Draws: figures/08_controls/learning_curves.png (test accuracy during training at several sparsities: ticket, reinit).
+Draws: figures/08_controls/sparsest_round.png (validation loss and test accuracy of all three arms, sparsest round).
 """
 
 import matplotlib
@@ -39,7 +39,7 @@ from minilottery.lab.tables import format_table
 from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.prune import sparsity
 
-args = parse_args(__doc__, "07_controls.py")
+args = parse_args(__doc__, "08_controls.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)
@@ -50,7 +50,7 @@ quick = {"rounds": 3, "iterations": 300, "eval_every": 50} if args.quick else {}
 config = from_preset("lenet-quick", controls=("reinit", "random_prune"), **quick)  # minilottery/lab/presets.py
 print(config)
 print("round 0 trains the dense network; every later round trains:")
-print("  ticket        the IMP mask m, reset to θ0 (tutorial 6)")
+print("  ticket        the IMP mask m, reset to θ0 (tutorial 7)")
 print("  reinit        the same mask m, a new draw θ0' from the same Gaussian Glorot distribution")
 print("  random_prune  a random mask with the ticket's count of weights in every layer, reset to θ0")
 print("All three see the same minibatches in the same order, so only the mask and the start values differ.")

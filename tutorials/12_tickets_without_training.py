@@ -1,4 +1,4 @@
-"""Tutorial 11: can we find tickets without training? SNIP, GraSP, SynFlow and random masks at θ0 beside IMP.
+"""Tutorial 12: can we find tickets without training? SNIP, GraSP, SynFlow and random masks at θ0 beside IMP.
 
 Goal: IMP finds a ticket by training, pruning and resetting, round after round. Three well-known methods instead
 score every weight at θ0, before any training, and keep the highest scores over all layers pooled:
@@ -12,18 +12,18 @@ mark?", asked the same question). The library owns the methods (minilottery/lab/
 calls them one at a time and checks two of the scores by hand.
 
 Run (from the repository root, after `pip install -e .`; MNIST is read from $MINILOTTERY_DATA, else downloaded):
-    python tutorials/11_tickets_without_training.py           # about 4 minutes on one CPU core (--threads 1)
-    python tutorials/11_tickets_without_training.py --quick   # about 30 s (small subset, very short trainings)
+    python tutorials/12_tickets_without_training.py           # about 4 minutes on one CPU core (--threads 1)
+    python tutorials/12_tickets_without_training.py --quick   # about 30 s (small subset, very short trainings)
 The default finds tickets with 5 rounds of IMP at a 50% rate (2,000 iterations a training), then trains the four
 methods' masks at the sparsities of rounds 3 and 5 (12.6% and 3.2% of the weights): 14 trainings in all. The IMP
-run is recorded under figures/11_tickets_without_training/run/ (run_quick/ with --quick) and read back when the
+run is recorded under figures/12_tickets_without_training/run/ (run_quick/ with --quick) and read back when the
 script runs again with the same settings (changed settings replace it).
 
 Prints: each score's formula, SNIP's and SynFlow's first scores recomputed by hand, each method's per-layer
 percent of weights kept at both sparsities (beside the ticket's), the check that every method keeps exactly the
 ticket's number of weights, and each mask's test accuracy at early stop after training, beside the ticket's.
-Draws: figures/11_tickets_without_training/accuracy_vs_weights.png (test accuracy vs % of weights, every method).
-Draws: figures/11_tickets_without_training/layer_allocation.png (percent of each layer kept, by method).
+Draws: figures/12_tickets_without_training/accuracy_vs_weights.png (test accuracy vs % of weights, every method).
+Draws: figures/12_tickets_without_training/layer_allocation.png (percent of each layer kept, by method).
 """
 
 import matplotlib
@@ -51,7 +51,7 @@ from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
 from minilottery.prune import full_masks, sparsity
 from minilottery.training import TrainConfig
 
-args = parse_args(__doc__, "11_tickets_without_training.py")
+args = parse_args(__doc__, "12_tickets_without_training.py")
 data = load_mnist()
 if args.quick:
     data = data.subset(3000, 500, 1000)
