@@ -215,11 +215,13 @@ def run_imp(
     for index in itertools.count():
         rnd = store.load_round(index)
         if rnd is None:
+            ### BEGIN SOLUTION imp_loop
             if index == 0:  # the dense network: every weight kept (``rates`` names the weights, not the biases)
                 masks = full_masks({name: theta0[name] for name in rates})
             else:
                 masks = next_masks(config, rates, result.rounds[-1])
             rnd, snapshot = train_round(config, data, index, masks, theta0, rewind, device, progress)
+            ### END SOLUTION
             if snapshot is not None:  # round 0 of a rewinding run: θK, the start of every later round
                 rewind = snapshot
                 store.save_rewind(rewind)
@@ -254,12 +256,16 @@ def train_round(
                                            snapshot_at)
     for control in config.controls if index > 0 else ():
         if control == "reinit":  # same masks, a fresh random initialisation θ0'
+            ### BEGIN SOLUTION control_reinit
             arm_start = build_model(config.model, tuple(data.x_train.shape[1:]),
                                     seed=config.seed + REINIT_SEED_OFFSET + index).state_dict()
             arm_masks = masks
+            ### END SOLUTION
         else:  # random_prune: as many weights per layer as the ticket, chosen at random; the ticket's start
+            ### BEGIN SOLUTION control_random_prune
             arm_start = start
             arm_masks = random_prune(masks, np.random.default_rng([config.seed, RANDOM_PRUNE_STREAM, index]))
+            ### END SOLUTION
         arms[control], _ = train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}")
     return RoundResult(index, masks, arms, _round_info(index, masks, arms)), snapshots.get(k)
 

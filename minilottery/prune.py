@@ -81,10 +81,12 @@ def prune_count(rate: float, alive: int) -> int:
 
 def _smallest_alive(weight: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
     """Flat indices of the ``count`` alive weights of smallest magnitude (ties: the earlier index first)."""
+    ### BEGIN SOLUTION prune_layer
     alive = np.flatnonzero(mask)  # (alive,) row-major positions of the kept weights
     magnitudes = np.abs(weight.reshape(-1)[alive])  # (alive,)
     order = np.argsort(magnitudes, kind="stable")  # a stable sort keeps equal magnitudes in position order
     return alive[order[:count]]
+    ### END SOLUTION
 
 
 def prune_layer(weight: Any, mask: Any, rate: float) -> np.ndarray:
@@ -99,9 +101,11 @@ def prune_layer(weight: Any, mask: Any, rate: float) -> np.ndarray:
         A new bool mask (the input is not modified); its alive weights are a subset of ``mask``'s.
     """
     weight, mask = to_numpy(weight), to_numpy(mask).astype(bool)
+    ### BEGIN SOLUTION prune_layer
     new = mask.copy()
     count = prune_count(rate, int(mask.sum()))
     new.reshape(-1)[_smallest_alive(weight, mask, count)] = False  # reshape of a contiguous copy is a view
+    ### END SOLUTION
     return new
 
 
@@ -156,10 +160,12 @@ def random_prune(masks: Mapping[str, Any], rng: np.random.Generator) -> dict[str
     new = {}
     for name, mask in masks.items():
         mask = to_numpy(mask).astype(bool)
+        ### BEGIN SOLUTION random_prune
         keep = rng.choice(mask.size, size=int(mask.sum()), replace=False)  # (kept,) flat positions
         flat = np.zeros(mask.size, dtype=bool)
         flat[keep] = True
         new[name] = flat.reshape(mask.shape)  # (size,) -> the weight's shape
+        ### END SOLUTION
     return new
 
 

@@ -28,7 +28,7 @@ from minilottery.training import NonFiniteLossError
 
 # Order here is the order of ``minilottery --help``.
 COMMANDS = ["demo", "train", "imp", "trials", "report", "plot", "check-paper", "transfer", "instability", "sanity",
-            "prune-at-init", "export", "data", "bench", "doctor"]
+            "prune-at-init", "export", "assignment", "grade", "data", "bench", "doctor"]
 
 
 def build_parser() -> argparse.ArgumentParser:

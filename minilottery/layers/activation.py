@@ -22,7 +22,9 @@ class ReLU(Layer):
         return x * self._positive
 
     def backward(self, dout: Any) -> Any:
+        ### BEGIN SOLUTION relu_backward
         return dout * self._positive  # a new array: never writes into the caller's dout
+        ### END SOLUTION
 
     def __repr__(self) -> str:
         return "ReLU()"

@@ -111,6 +111,7 @@ class ReferenceConv2d(Layer):
         xp = get_array_module(dout)
         # (N, F, OH, OW) -> (N, OH, OW, F) -> (N*OH*OW, F): one row per output pixel, like cols
         dout_rows = dout.transpose(0, 2, 3, 1).reshape(-1, self.out_channels)
+        ### BEGIN SOLUTION conv_backward
         self.grads["b"] = dout_rows.sum(axis=0)  # (F,)
         dweight = dout_rows.T @ cols  # (F, N*OH*OW) @ (N*OH*OW, KH*KW*C) -> (F, KH*KW*C)
         # (F, KH*KW*C) -> (F, KH, KW, C) -> (F, C, KH, KW); the copy makes the gradient contiguous like W
@@ -120,6 +121,7 @@ class ReferenceConv2d(Layer):
             return None
         dcols = dout_rows @ weight_rows  # (N*OH*OW, F) @ (F, KH*KW*C) -> (N*OH*OW, KH*KW*C)
         return col2im(dcols, x_shape, self.kh, self.kw, self.stride, self.padding)  # (N, C, H, W)
+        ### END SOLUTION
 
     def __repr__(self) -> str:
         return (

@@ -46,11 +46,13 @@ class Dense(Layer):
     def backward(self, dout: Any, input_grad: bool = True) -> Any:
         """Fills ``grads``; returns dx, or None when ``input_grad`` is False (the network's first layer)."""
         x, weight = self._cache
+        ### BEGIN SOLUTION dense_backward
         self.grads["W"] = self.masked_grad("W", dout.T @ x)  # (out, N) @ (N, in) -> (out, in)
         self.grads["b"] = dout.sum(axis=0)  # (N, out) -> (out,)
         if not input_grad:
             return None
         return dout @ weight  # (N, out) @ (out, in) -> (N, in)
+        ### END SOLUTION
 
     def __repr__(self) -> str:
         return f"Dense({self.in_features}, {self.out_features})"

@@ -75,12 +75,16 @@ class MaxPool2d(Layer):
             dx[:, :, oh * self.sh:, :] = 0
             dx[:, :, :, ow * self.sw:] = 0
             for k, (rows, cols) in self._windows(h, w):
+                ### BEGIN SOLUTION maxpool_backward
                 xp.multiply(dout, argmax == k, out=dx[:, :, rows, cols])
+                ### END SOLUTION
             return dx
         dx = xp.zeros(memory_shape, dtype=dout.dtype).transpose(back)  # (N, C, H, W) in x's layout
         for k, (rows, cols) in self._windows(h, w):
             # overlapping windows (stride < kernel) may route several gradients to one pixel: accumulate
+            ### BEGIN SOLUTION maxpool_backward
             dx[:, :, rows, cols] += dout * (argmax == k)
+            ### END SOLUTION
         return dx
 
     def __repr__(self) -> str:

@@ -108,9 +108,11 @@ class ReferenceAdam(Optimizer):
             state = self._state_for(name, p, ("m", "v"))
             t = state["step"] = state.get("step", 0) + 1
             d = self._masked_gradient(g, p, self.weight_decay, mask)
+            ### BEGIN SOLUTION adam_step
             m = state["m"] = beta1 * state["m"] + (1 - beta1) * d
             v = state["v"] = beta2 * state["v"] + (1 - beta2) * d**2
             m_hat = m / (1 - beta1**t)
             v_hat = v / (1 - beta2**t)
             new_p = p - self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
             p[...] = new_p if mask is None else new_p * mask  # into the model's own array
+            ### END SOLUTION
