@@ -1,16 +1,24 @@
-"""``minilottery bench``: the result's schema and the CLI (correctness only; no timing is asserted)."""
+"""``minilottery bench``: the result's schema and the CLI (correctness only; no timing is asserted).
+
+``--vs-torch-script``: the command lines, the turns, the arithmetic and the missing-PyTorch error need no PyTorch;
+the tests that run ``benchmarks/torch_peer.py`` need it and skip without it.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minilottery.lab import bench_sparse
+from minilottery.lab import bench_sparse, bench_torch
 from minilottery.lab.bench import BenchConfig, run_bench
+from minilottery.lab.bench_config import TorchScriptConfig
 from minilottery.lab.bench_sparse import (
     check_same_predictions,
     magnitude_masks,
@@ -19,7 +27,18 @@ from minilottery.lab.bench_sparse import (
     sparse_row,
 )
 from minilottery.lab.bench_steps import time_per_call, training_flops
-from minilottery.lab.bench_torch import TORCH_MISSING
+from minilottery.lab.bench_torch import (
+    PEER_SCRIPT,
+    THREAD_VARIABLES,
+    TORCH_MISSING,
+    check_torch,
+    commands,
+    demo_masks,
+    run_alternately,
+    run_vs_torch_script,
+    summarize,
+    thread_env,
+)
 from minilottery.lab.cli import main
 from minilottery.lab.sparse import SparseModel
 from minilottery.models import build_model
@@ -169,3 +188,159 @@ def test_compare_torch_without_torch_prints_one_line():
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(TORCH_MISSING) == 1
     assert "ms/step" in done.stdout  # and the benchmark went on
+
+
+# -- --vs-torch-script ------------------------------------------------------------------------------------
+
+
+def test_both_sides_get_the_same_options():
+    config = TorchScriptConfig(iterations=700, eval_every=50, density=0.2, seed=3, threads=2)
+    lines = commands(config, "/data/mnist", "/venv/bin/python", Path("/repo/benchmarks/torch_peer.py"))
+    assert list(lines) == ["minilottery", "pytorch"]  # the order of each pair
+    assert lines["minilottery"][:3] == [sys.executable, "-m", "minilottery.lab.bench_torch"]
+    assert lines["pytorch"][:2] == ["/venv/bin/python", "/repo/benchmarks/torch_peer.py"]
+    options = lines["minilottery"][3:]
+    assert options == lines["pytorch"][2:]
+    assert dict(zip(options[::2], options[1::2])) == {
+        "--data": "/data/mnist", "--iterations": "700", "--eval-every": "50", "--density": "0.2", "--seed": "3",
+        "--threads": "2"}
+
+
+def test_both_sides_accept_the_options_they_are_given():
+    """minilottery's side parses every option ``commands`` passes; the PyTorch script defines each of them."""
+    options = commands(TorchScriptConfig(density=0.5, seed=2), "/data", "python", PEER_SCRIPT)["minilottery"][3:]
+    args = bench_torch.script_parser().parse_args(options)
+    assert (args.data, args.iterations, args.eval_every, args.density, args.seed, args.threads) == \
+        ("/data", 5000, 100, 0.5, 2, 1)
+    peer = PEER_SCRIPT.read_text()
+    missing = [option for option in options[::2] if f'add_argument("{option}"' not in peer]
+    assert not missing, f"benchmarks/torch_peer.py has no {missing}"
+
+
+def test_thread_env_sets_every_library_alike():
+    env = thread_env(3, base={"PATH": "/bin", "OMP_NUM_THREADS": "8"})
+    assert env["PATH"] == "/bin"
+    assert {name: env[name] for name in THREAD_VARIABLES} == dict.fromkeys(THREAD_VARIABLES, "3")
+
+
+def test_sides_run_in_turns():
+    calls = []
+
+    def fake_timer(side, command, env):
+        calls.append(side)
+        return 10.0 * len(calls), f"early stopping at iteration {100 * len(calls)} (minimum validation loss): " \
+                                  f"test accuracy 97.5{len(calls)}%\n"
+
+    runs = run_alternately({"minilottery": ["a"], "pytorch": ["b"]}, 3, {}, fake_timer)
+    assert calls == ["minilottery", "pytorch"] * 3  # A B A B A B
+    assert [r["seconds"] for r in runs["minilottery"]] == [10.0, 30.0, 50.0]
+    assert runs["pytorch"][0] == {"seconds": 20.0, "early_stop_iteration": 200, "test_accuracy": 97.52}
+
+
+def test_summary_arithmetic():
+    result = summarize({"minilottery": [2.0, 9.0, 3.0], "pytorch": [4.0, 10.0, 12.0]})
+    assert result["pair_ratios"] == pytest.approx([0.5, 0.9, 0.25])
+    assert result["median_ratio"] == pytest.approx(0.5)  # the median of the pairs' ratios
+    assert result["ratio_of_medians"] == pytest.approx(3.0 / 10.0)
+    ours = result["sides"]["minilottery"]
+    assert (ours["median"], ours["min"], ours["max"]) == (3.0, 2.0, 9.0)
+    assert ours["spread"] == pytest.approx((9.0 - 2.0) / 3.0)
+
+
+def test_missing_torch_is_one_line_with_the_fix(capsys):
+    class Failed:
+        returncode, stdout = 1, ""
+
+    with pytest.raises(ValueError, match=r"python3 cannot import torch; .*pip install torch.*--torch-python"):
+        check_torch("python3", run=lambda *args, **kwargs: Failed())
+    with pytest.raises(ValueError, match="cannot import torch"):
+        check_torch("/no/such/python")  # not an interpreter at all
+    assert main(["bench", "--vs-torch-script", "--torch-python", "/no/such/python"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pip install torch" in err and "--torch-python" in err
+
+
+def test_vs_torch_script_bad_options_fail_in_one_line(capsys):
+    with pytest.raises(ValueError, match=r"--density must be a real number in \(0.0, 1.0\]"):
+        TorchScriptConfig(density=1.5).validate()
+    assert main(["bench", "--vs-torch-script", "--runs", "0"]) == 2
+    assert "--runs must be an integer >= 1" in capsys.readouterr().err
+
+
+def test_vs_torch_script_without_torch(monkeypatch, mnist_data, capsys):
+    """The whole mode, through the CLI, with the processes replaced by a fake clock: what it prints and returns."""
+    monkeypatch.setattr(bench_torch, "check_torch", lambda python: "9.9")
+    seconds = iter([4.0, 8.0, 6.0, 10.0, 5.0, 20.0])  # minilottery, PyTorch, minilottery, ...
+    lines = "early stopping at iteration {} (minimum validation loss): test accuracy 98.00%"
+    monkeypatch.setattr(bench_torch, "time_process",
+                        lambda side, command, env: (next(seconds), lines.format(100 if side == "pytorch" else 200)))
+    assert main(["bench", "--vs-torch-script", "--runs", "3", "--iterations", "20", "--threads", "2", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["pair_ratios"] == pytest.approx([0.5, 0.6, 0.25]) and result["median_ratio"] == pytest.approx(0.5)
+    assert result["runs"]["pytorch"][2] == {"seconds": 20.0, "early_stop_iteration": 100, "test_accuracy": 98.0}
+    assert result["commands"]["minilottery"][-2:] == ["--threads", "2"] and result["torch_version"] == "9.9"
+    seconds = iter([4.0, 8.0])
+    assert main(["bench", "--vs-torch-script", "--runs", "1", "--iterations", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "minilottery takes 0.50x PyTorch's wall time (median of 1 pairs" in out
+    assert "PyTorch 9.9: median 8.00 s [8.00, 8.00], spread 0%; early stop at 100, test accuracy 98.00%" in out
+
+
+def test_demo_masks_keep_what_the_rounds_leave():
+    model = build_model("lenet_300_100", seed=0)
+    assert all(mask.all() for mask in demo_masks(model, 1.0).values())  # round 0: every weight, masked
+    masks = demo_masks(model, 0.8 ** 3)  # after three rounds
+    assert int(masks["1.W"].sum()) == round(0.8 ** 3 * 784 * 300)
+    assert int(masks["3.W"].sum()) == round(0.8 ** 3 * 300 * 100)
+    assert int(masks["5.W"].sum()) == round(0.9 ** 3 * 1000)  # the output layer at half the rate
+    kept, pruned = np.abs(model.parameters()["1.W"][masks["1.W"]]), np.abs(model.parameters()["1.W"][~masks["1.W"]])
+    assert kept.min() >= pruned.max()
+
+
+def test_minilottery_side_trains_one_network(mnist_data, capsys):
+    assert bench_torch.main(["--iterations", "20", "--eval-every", "10", "--density", "0.5", "--seed", "0",
+                             "--threads", "1"]) == 0
+    found = bench_torch.parse_result(capsys.readouterr().out)
+    assert found["early_stop_iteration"] in (10, 20) and 50 < found["test_accuracy"] <= 100
+
+
+# -- the PyTorch script itself: needs PyTorch -------------------------------------------------------------
+
+
+def load_peer():
+    """``benchmarks/torch_peer.py`` as a module (it is a script, not part of the package)."""
+    pytest.importorskip("torch")
+    spec = importlib.util.spec_from_file_location("torch_peer", PEER_SCRIPT)
+    peer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(peer)
+    return peer
+
+
+def test_peer_reads_the_same_split(mnist_data):
+    peer = load_peer()
+    data = peer.load_mnist(Path(os.environ["MINILOTTERY_DATA"]))
+    for split in ("train", "val", "test"):
+        x, y = data[split]
+        assert np.array_equal(y.numpy(), getattr(mnist_data, f"y_{split}")), split
+        ours = getattr(mnist_data, f"x_{split}").reshape(len(y), -1)  # (N, 1, 28, 28) -> (N, 784)
+        assert np.array_equal(x.numpy(), ours), split
+
+
+def test_peer_masks_like_the_demo():
+    peer = load_peer()
+    import torch
+
+    weight = torch.randn(300, 100)
+    mask = peer.magnitude_mask(weight, 0.2)
+    assert int(mask.sum()) == 6000 and weight.abs()[mask == 1].min() >= weight.abs()[mask == 0].max()
+    output = demo_masks(build_model("lenet_300_100"), 0.2)["5.W"]  # what minilottery's side keeps of the output
+    assert 0.2 ** peer.OUTPUT_EXPONENT == pytest.approx(output.mean(), abs=1e-3)
+
+
+def test_both_sides_run_and_report(mnist_data):
+    load_peer()  # skips without PyTorch
+    result = run_vs_torch_script(TorchScriptConfig(runs=1, iterations=20, eval_every=10, density=0.5))
+    for side in ("minilottery", "pytorch"):
+        run = result["runs"][side][0]
+        assert run["seconds"] > 0 and run["early_stop_iteration"] in (10, 20) and run["test_accuracy"] > 50
+    assert result["median_ratio"] > 0

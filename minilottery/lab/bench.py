@@ -34,6 +34,9 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   10,000 MNIST-shaped images, and the predictions must agree (an ``AssertionError`` otherwise).
 * ``--compare-torch``: the same step in PyTorch (nn.Linear / nn.Conv2d, Adam, the masks multiplied into the
   gradients and the weights), when PyTorch happens to be installed.
+* ``--vs-torch-script`` (a mode of its own, ``bench_torch.run_vs_torch_script``): one network of the demo trained
+  by minilottery and by the PyTorch script ``benchmarks/torch_peer.py``, whole processes in turns, A B A B ...;
+  the median over the pairs of minilottery's wall time / PyTorch's.
 
 This module holds the options, the memory bounds, the machine's description, the run and its report; the
 measurements are in ``bench_steps`` (the one timer, the peak, FLOPs, the training step, evaluation, memory),

@@ -1,4 +1,5 @@
-"""The options of ``minilottery bench`` (``BenchConfig``) and their sane bounds.
+"""The options of ``minilottery bench`` (``BenchConfig``; ``TorchScriptConfig`` for ``--vs-torch-script``) and their
+sane bounds.
 
 Kept apart from ``bench.py`` so that the measurements (``bench_steps``, ``bench_sparse``, ``bench_torch``) and the
 run that calls them (``bench.py``) all read the options from here, and none imports the other back.
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 from minilottery.checks import check_int, check_real
 from minilottery.data.dataset import VALIDATION_SIZE
+from minilottery.lab import threads
+from minilottery.lab.presets import DEMO_PRESET, PRESETS  # --vs-torch-script trains one of the demo's networks
 from minilottery.models import MODELS
 from minilottery.training import TrainConfig
 
@@ -19,6 +22,7 @@ MNIST_TEST_EXAMPLES = 10_000
 MAX_REPEATS = 10_000
 MAX_PEAK_SIZE = 16_384  # three 16384^2 float32 matrices: 3 GiB, 8.8 TFLOP per product
 MAX_SPARSE_IMAGES = 100_000
+MAX_RUNS = 1000  # whole processes per side of --vs-torch-script
 SPARSE_FRACTIONS = (1.0, 0.1, 0.036, 0.01)
 
 
@@ -84,4 +88,42 @@ class BenchConfig:
         for fraction in self.sparse_fractions:
             check_real("--sparse-fractions", fraction, low=0.0, low_open=True, high=1.0, high_open=False,
                        hint="e.g. 1,0.1,0.036,0.01")
+        return self
+
+
+@dataclass
+class TorchScriptConfig:
+    """Settings of ``minilottery bench --vs-torch-script``: one network of the demo, trained by minilottery and by
+    the PyTorch script ``benchmarks/torch_peer.py`` in whole processes, alternately.
+
+    Attributes:
+        runs: processes per side (A B A B ...: ``runs`` of each).
+        iterations: training steps per process (the demo's 5,000).
+        eval_every: evaluate the whole validation and test sets every this many iterations.
+        density: fraction of the hidden layers' weights the mask keeps (the output layer is pruned at half the
+            rate); 1 keeps every weight, still masked, as round 0 of the demo.
+        seed: seed of the weights and the batch order (each side draws its own numbers from it).
+        threads: BLAS threads of minilottery's side and ``torch.set_num_threads`` of PyTorch's.
+        torch_python: the interpreter that runs the PyTorch script (None: this one).
+        data_dir: the data root or MNIST's own folder (None: minilottery's default, ``data.paths``).
+    """
+
+    runs: int = 5
+    iterations: int = PRESETS[DEMO_PRESET]["iterations"]  # 5,000
+    eval_every: int = TrainConfig.eval_every
+    density: float = 1.0
+    seed: int = 0
+    threads: int = threads.DEFAULT
+    torch_python: str | None = None
+    data_dir: str | None = None
+
+    def validate(self) -> TorchScriptConfig:
+        """Raises ValueError naming the command-line option of the first bad value. Returns self."""
+        check_int("--runs", self.runs, high=MAX_RUNS)
+        check_int("--iterations", self.iterations)
+        check_int("--eval-every", self.eval_every)
+        check_real("--density", self.density, low=0.0, low_open=True, high=1.0, high_open=False,
+                   hint="e.g. 0.2 for a network pruned to 20%")
+        check_int("--seed", self.seed, low=0)
+        threads.check(self.threads)
         return self

@@ -12,8 +12,7 @@ import argparse
 from minilottery.lab import threads
 from minilottery.lab.commands import imp
 from minilottery.lab.commands._options import add_run_options
-
-PRESET = "lenet-quick"
+from minilottery.lab.presets import DEMO_PRESET as PRESET
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
