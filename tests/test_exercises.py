@@ -251,7 +251,7 @@ def unresolved(cited: list[str]) -> dict[str, list[str]]:
 
 def test_the_readme_has_exercises_and_a_schedule():
     text = cited_text(README.read_text(encoding="utf-8"))
-    assert text.count("**Exercises**") == 12
+    assert text.count("**Exercises**") == 13
     assert "## Suggested 3-week schedule" in text
     assert len(spans(text)) > 50
 
