@@ -188,6 +188,7 @@ def run_imp(
     device: str | None = None,
     progress: bool = True,
     on_round: Callable[[RoundResult], None] | None = None,
+    kernels: Callable[[Any], Any] | None = None,
 ) -> IMPResult:
     """Runs iterative magnitude pruning (Section 2) and returns every round's masks, weights and metrics.
 
@@ -199,6 +200,9 @@ def run_imp(
         device: "cpu" or "gpu" (default: the current default device).
         progress: show a progress bar per training.
         on_round: called with each RoundResult once it is complete (also for rounds read back).
+        kernels: how every arm's steps are computed, ``minilottery.training.train``'s hook (None: the masked dense
+            layers). Not part of the experiment: it changes how long a round takes, not its numbers beyond float
+            rounding, so it is not in the config and a run folder continues under another choice.
 
     Raises:
         ValueError: an invalid config, or data too small for it.
@@ -220,7 +224,7 @@ def run_imp(
                 masks = full_masks({name: theta0[name] for name in rates})
             else:
                 masks = next_masks(config, rates, result.rounds[-1])
-            rnd, snapshot = train_round(config, data, index, masks, theta0, rewind, device, progress)
+            rnd, snapshot = train_round(config, data, index, masks, theta0, rewind, device, progress, kernels)
             ### END SOLUTION
             if snapshot is not None:  # round 0 of a rewinding run: θK, the start of every later round
                 rewind = snapshot
@@ -240,7 +244,7 @@ def run_imp(
 
 def train_round(
     config: IMPConfig, data: Any, index: int, masks: dict[str, np.ndarray], theta0: dict[str, np.ndarray],
-    rewind: dict[str, np.ndarray] | None, device: str, progress: bool,
+    rewind: dict[str, np.ndarray] | None, device: str, progress: bool, kernels: Callable[[Any], Any] | None = None,
 ) -> tuple[RoundResult, dict[str, np.ndarray] | None]:
     """Trains the ticket of round ``index`` and, in rounds >= 1, each control with the ticket's sparsity.
 
@@ -253,7 +257,7 @@ def train_round(
     snapshot_at = (k,) if index == 0 and k is not None else ()
     arms = {}
     arms["ticket"], snapshots = train_arm(config, data, start, masks, device, progress, f"{label} ticket",
-                                           snapshot_at)
+                                           snapshot_at, kernels)
     for control in config.controls if index > 0 else ():
         if control == "reinit":  # same masks, a fresh random initialisation θ0'
             ### BEGIN SOLUTION control_reinit
@@ -266,13 +270,14 @@ def train_round(
             arm_start = start
             arm_masks = random_prune(masks, np.random.default_rng([config.seed, RANDOM_PRUNE_STREAM, index]))
             ### END SOLUTION
-        arms[control], _ = train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}")
+        arms[control], _ = train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}",
+                                     kernels=kernels)
     return RoundResult(index, masks, arms, _round_info(index, masks, arms)), snapshots.get(k)
 
 
 def train_arm(
     config: IMPConfig, data: Any, start: dict[str, np.ndarray], masks: dict[str, np.ndarray], device: str,
-    progress: bool, desc: str, snapshot_at: tuple[int, ...] = (),
+    progress: bool, desc: str, snapshot_at: tuple[int, ...] = (), kernels: Callable[[Any], Any] | None = None,
 ) -> tuple[ArmResult, dict[int, dict[str, np.ndarray]]]:
     """Trains one network from ``start * masks``; returns its ArmResult and the requested snapshots."""
     init = masked_weights(start, masks)  # survivors keep their start values, pruned weights are exactly 0
@@ -281,7 +286,7 @@ def train_arm(
     model.set_masks(masks)
     model.to(device)
     trained = train(model, data, config.train, device=device, snapshot_at=snapshot_at, progress=progress,
-                    desc=desc)
+                    desc=desc, kernels=kernels)
     metrics = json.loads(json.dumps(trained.to_dict()))  # exactly what is stored (metrics.json) and read back
     return ArmResult(masks, init, model.state_dict(), metrics), trained.snapshots
 

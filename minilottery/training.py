@@ -17,11 +17,12 @@ Where the time goes, and how this loop keeps it on the device:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,9 @@ class TrainResult:
         final_test_accuracy: test accuracy after the last iteration.
         snapshots: iteration -> host copy of every parameter (``model.state_dict()``) for rewinding.
         seconds: wall-clock time of the run, evaluations included.
+        kernels: weight name -> "sparse" or "dense", how each weighted layer was computed, when a ``kernels``
+            hook of ``train`` ran the steps (e.g. ``minilottery.lab.sparse_training``); empty when the model's
+            own masked dense layers did.
     """
 
     history: dict[str, list]
@@ -147,6 +151,7 @@ class TrainResult:
     final_test_accuracy: float
     snapshots: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
     seconds: float = 0.0
+    kernels: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict of everything except the snapshots."""
@@ -156,6 +161,7 @@ class TrainResult:
             "final_test_accuracy": self.final_test_accuracy,
             "seconds": self.seconds,
             "history": {key: list(values) for key, values in self.history.items()},
+            **({"kernels": dict(self.kernels)} if self.kernels else {}),
         }
 
 
@@ -216,6 +222,7 @@ def train(
     snapshot_at: Iterable[int] = (),
     progress: bool = True,
     desc: str = "",
+    kernels: Callable[[Sequential], contextlib.AbstractContextManager[Any]] | None = None,
 ) -> TrainResult:
     """Trains ``model`` (with whatever masks it holds) for ``config.iterations`` steps; returns the curve.
 
@@ -228,6 +235,12 @@ def train(
             the lottery ticket experiment rewinds to these (Section 2; Frankle et al. 2019 for k > 0).
         progress: show a tqdm progress bar with the latest loss and validation accuracy.
         desc: the bar's label, e.g. "round 3 ticket".
+        kernels: None (the specification): the steps run on ``model``'s own masked dense layers. Otherwise a
+            hook that computes the same steps another way: called with the model (on ``device``, in training
+            mode), it returns a context manager that yields the network the steps, evaluations and snapshots
+            run on (a ``Sequential`` with the model's parameter names, whose ``state_dict()`` is the model's),
+            and writes the trained weights back into ``model`` on exit; the network's ``kernels`` attribute is
+            recorded in the result. E.g. ``minilottery.lab.sparse_training.SparseKernels()``.
 
     Returns:
         TrainResult with the history, the early-stopping iteration and the test accuracies.
@@ -247,7 +260,6 @@ def train(
     n_train = len(data.y_train)
     device = get_backend(device).name if device is not None else _model_device(model)
     model.to(device).train()
-    optimizer = make_optimizer(config.optimizer, model, config.lr, **config.optimizer_kwargs())
 
     # Every split moves to the device once; batches are slices of these arrays from here on.
     x_train, y_train = to_device(data.x_train, device), to_device(data.y_train, device)
@@ -264,7 +276,9 @@ def train(
     bar = tqdm(total=config.iterations, desc=desc or None, disable=not progress, unit="it", dynamic_ncols=True)
     # NumPy's overflow/invalid warnings are off: a loss that is not finite is caught below (_check_finite),
     # naming its iteration, which those warnings would only repeat, less clearly.
-    with np.errstate(over="ignore", invalid="ignore"):
+    stepped = contextlib.nullcontext(model) if kernels is None else kernels(model)
+    with np.errstate(over="ignore", invalid="ignore"), stepped as net:  # net: what the steps run on (the model)
+        optimizer = make_optimizer(config.optimizer, net, config.lr, **config.optimizer_kwargs())
         try:
             order = None
             for iteration in range(1, config.iterations + 1):
@@ -272,17 +286,17 @@ def train(
                 if step_in_epoch == 0:  # a new epoch: a new permutation, moved to the device once
                     order = to_device(order_rng.permutation(n_train), device)  # (n_train,) int64
                 index = order[step_in_epoch * config.batch_size:(step_in_epoch + 1) * config.batch_size]  # (B,)
-                pending.append(train_step(model, optimizer, x_train[index], y_train[index]))
+                pending.append(train_step(net, optimizer, x_train[index], y_train[index]))
                 bar.update(1)
 
                 if iteration in snapshot_at:
-                    snapshots[iteration] = model.state_dict()
+                    snapshots[iteration] = net.state_dict()
                 if iteration % config.eval_every == 0 or iteration == config.iterations:
                     losses = to_numpy(xp.stack(pending))  # (steps since last eval,): one copy, one sync
                     _check_finite(losses, iteration - len(losses) + 1, config)
                     pending = []
-                    val_loss, val_acc = evaluate(model, x_val, y_val, config.eval_batch_size)
-                    test_loss, test_acc = evaluate(model, x_test, y_test, config.eval_batch_size)
+                    val_loss, val_acc = evaluate(net, x_val, y_val, config.eval_batch_size)
+                    test_loss, test_acc = evaluate(net, x_test, y_test, config.eval_batch_size)
                     for key, value in zip(HISTORY_KEYS, (iteration, float(losses.mean()), val_loss, val_acc,
                                                          test_loss, test_acc)):
                         history[key].append(value)
@@ -300,6 +314,7 @@ def train(
         final_test_accuracy=history["test_accuracy"][-1],
         snapshots=snapshots,
         seconds=time.perf_counter() - started,
+        kernels=dict(getattr(net, "kernels", {})),  # the model itself records nothing: its masked dense layers
     )
 
 

@@ -56,7 +56,7 @@ import numpy as np
 
 from minilottery import backend
 from minilottery.lab.bench_config import MNIST_TRAIN_EXAMPLES, BenchConfig
-from minilottery.lab.bench_sparse import bench_sparse
+from minilottery.lab.bench_sparse import bench_sparse, bench_sparse_training, format_training
 from minilottery.lab.bench_steps import (
     INPUT_SHAPE,
     default_peak_size,
@@ -221,8 +221,10 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
     if config.sparse:
         say("sparse inference: LeNet-300-100")
         result["sparse"] = bench_sparse(device, config)
+        say("sparse training step: LeNet-300-100")
+        result["sparse_training"] = bench_sparse_training(device, config)
     else:
-        result["sparse"] = None
+        result["sparse"] = result["sparse_training"] = None
     return result
 
 
@@ -266,6 +268,8 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{r['sparse_images_per_s']:>14,.0f}{r['speedup']:>8.1f}x{threads}")
         lines.append("  dense: model.eval() forward, BLAS on all cores, best of batch 1000 / 10,000; sparse: SciPy "
                      "CSR, one thread (threads: the blocks spread over cpu_count threads)")
+    if result.get("sparse_training"):
+        lines += ["", *format_training(result["sparse_training"])]
     return "\n".join(lines)
 
 

@@ -58,6 +58,19 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def add_kernels_option(parser: argparse.ArgumentParser) -> None:
+    """--sparse-kernels: how a pruned network's dense layers train (``minilottery.lab.sparse_training``)."""
+    from minilottery.lab.sparse_training import MODES, SPARSE_DENSITY, SPARSE_MIN_WEIGHTS
+
+    # "off" by default until the gain is measured on an idle machine: sparse steps agree with the masked dense
+    # ones to float rounding, not bit for bit, so the runs recorded so far are only reproduced exactly with "off"
+    parser.add_argument("--sparse-kernels", choices=MODES, default="off",
+                        help=f"train pruned dense layers over their kept weights only: auto (layers of at least "
+                             f"{SPARSE_MIN_WEIGHTS:,} weights keeping at most {100 * SPARSE_DENSITY:g}%% of them, "
+                             "on the CPU), on (every dense layer), off (masked dense layers, as the paper) "
+                             "(default: off)")
+
+
 def round_list(text: str) -> list[int]:
     """The type of a list of rounds (``transfer --rounds``, ``sanity --round``): comma-separated round numbers
     >= 1, or argparse's one-line usage error."""

@@ -27,10 +27,17 @@ from minilottery.data import LOADERS
 from minilottery.imp import CONTROLS, IMPConfig, RoundResult
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands._options import PRESET_NOTE, TRAINING_OPTIONS, add_run_options, add_training_options
+from minilottery.lab.commands._options import (
+    PRESET_NOTE,
+    TRAINING_OPTIONS,
+    add_kernels_option,
+    add_run_options,
+    add_training_options,
+)
 from minilottery.lab.presets import PRESETS, config_from_options
 from minilottery.lab.progress import Plan, RunBar, planned_percents, time_training
 from minilottery.lab.run_folder import rounds_on_disk, run_imp_in_folder
+from minilottery.lab.sparse_training import SparseKernels
 from minilottery.lab.tables import format_table
 from minilottery.prune import CONV_RATES
 from minilottery.training import check_data
@@ -41,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("imp", help="find a winning ticket by iterative magnitude pruning",
                                    description=__doc__.split("\n\n")[0])
     add_experiment_arguments(parser)
+    add_kernels_option(parser)  # imp's own: trials trains in its workers, which take no kernels yet
     threads.add_argument(parser)
     parser.set_defaults(func=run, resumes=True)  # an interrupted run continues: cli.main says so
     return parser
@@ -160,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
 
             result = run_imp_in_folder(config, data, args.out, overwrite=args.overwrite, device=device,
                                        progress=not args.no_progress, on_round=trained,
+                                       kernels=SparseKernels(args.sparse_kernels),
                                        on_read_back=lambda rnd: bar.write(round_line(rnd, read_back=True)))
     print()
     print(format_table(result.summary()))

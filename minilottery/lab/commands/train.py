@@ -17,7 +17,13 @@ from minilottery import backend
 from minilottery.data import LOADERS
 from minilottery.lab import threads
 from minilottery.lab.commands._checks import check_out_dir
-from minilottery.lab.commands._options import TRAINING_OPTIONS, add_run_options, add_training_options
+from minilottery.lab.commands._options import (
+    TRAINING_OPTIONS,
+    add_kernels_option,
+    add_run_options,
+    add_training_options,
+)
+from minilottery.lab.sparse_training import SparseKernels
 from minilottery.models import DEFAULT_MODEL, PAPER_TRAINING, build_model, summary
 from minilottery.training import TrainConfig, save_metrics, train
 
@@ -33,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=None,
                         help=f"L2 weight decay (default: {defaults.weight_decay:g})")
     add_run_options(parser)
+    add_kernels_option(parser)
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for metrics.json (created if missing)")
     threads.add_argument(parser)
     parser.set_defaults(func=run)
@@ -59,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary(model, input_shape))
     with threads.limit(n_threads):
         blas = threads.describe()  # recorded in metrics.json: results are bit-identical only at the same count
-        result = train(model, data, config, device=device, progress=not args.no_progress, desc=model_name)
+        result = train(model, data, config, device=device, progress=not args.no_progress, desc=model_name,
+                       kernels=SparseKernels(args.sparse_kernels))
 
     print(f"early stopping at iteration {result.early_stop_iteration} (minimum validation loss): "
           f"test accuracy {100 * result.test_accuracy_at_early_stop:.2f}%")
