@@ -5,7 +5,8 @@
 
 Each file is a copy of a minilottery module whose lessons (the regions between ``### BEGIN SOLUTION`` and
 ``### END SOLUTION``: backward passes, the loss gradient, Adam, pruning, the IMP loop and its controls) are
-replaced by ``# YOUR CODE HERE``. The items and their points: ``minilottery/lab/assignments.py``; the checks: ``minilottery/lab/grading.py``.
+replaced by ``# YOUR CODE HERE``. The items: ``minilottery/lab/assignments.py``; the checks:
+``minilottery/lab/grading.py``.
 """
 
 from __future__ import annotations
