@@ -49,6 +49,7 @@ FILE = re.compile(r"[\w./-]+\.(py|md|ipynb|npz|json|csv|png|toml)")  # a file na
 # Folders the tutorials create as they run (git ignores them, so a fresh clone lacks them): where
 # minilottery/lab/tutorial.py puts each script's figures and runs.
 OUTPUT_FOLDERS = {"tutorials/figures/"}
+FOLDER = re.compile(r"[\w.-]+(/[\w.-]+)*/")  # a folder of the repository, e.g. tutorials/solutions/
 PLACEHOLDER_PATH = re.compile(r"[\w./-]+/<[^>]+>.*")  # tutorials/figures/<script name>/run/: a folder pattern
 
 
@@ -231,6 +232,8 @@ def problems_in(span: str) -> list[str]:
     if PLACEHOLDER_PATH.fullmatch(span):
         folder = span.split("<")[0]
         return [] if (ROOT / folder).is_dir() or folder in OUTPUT_FOLDERS else [f"no folder {folder}"]
+    if FOLDER.fullmatch(span):
+        return [] if (ROOT / span).is_dir() or span in OUTPUT_FOLDERS else [f"no folder {span}"]
     if FILE.fullmatch(span):
         exists = (ROOT / span).exists() or any(p.name == span for p in ROOT.rglob(span) if ".venv" not in p.parts)
         return [] if exists or f'"{span}"' in package_source() else [f"no file {span}"]
