@@ -6,7 +6,8 @@ we train in float32 but check gradients in float64.
 
 Run (from the repository root, after `pip install -e .`):
     python tutorials/01_arrays_and_backend.py            # about 2 s on a 2-core laptop CPU
-    python tutorials/01_arrays_and_backend.py --quick    # about 1 s
+    python tutorials/01_arrays_and_backend.py --class    # the same: it is already small
+    python tutorials/01_arrays_and_backend.py --quick    # about 1 s (products up to n = 512 only)
     python tutorials/01_arrays_and_backend.py --device gpu   # needs `pip install -e ".[gpu]"`
 
 Prints: which module `get_array_module` picks, a softmax computed by the same function on host and device,
@@ -22,7 +23,7 @@ import numpy as np
 
 from minilottery import backend
 from minilottery.backend import get_array_module, to_device, to_numpy
-from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, by_size, heading, parse_args, save_figure
 
 args = parse_args(__doc__, "01_arrays_and_backend.py")
 
@@ -76,7 +77,7 @@ print("float32's ~7 significant digits are plenty for SGD's noisy steps, at half
 print("finite-difference gradient checks need float64, whose rounding error (~1e-16 / h) stays far below 1e-6.")
 
 xp = backend.get_backend(args.device).xp
-sizes = [128, 256, 512] if args.quick else [128, 256, 512, 1024, 1536]
+sizes = by_size(args, [128, 256, 512], [128, 256, 512, 1024, 1536], [128, 256, 512, 1024, 1536])
 speeds = {np.float32: [], np.float64: []}
 for n in sizes:
     for dtype in speeds:
@@ -99,4 +100,8 @@ ax.set_ylabel("GFLOP/s")
 ax.set_title(f"Matrix-multiply speed on {args.device}")
 ax.grid(alpha=0.3)
 ax.legend()
-save_figure(fig, args, "matmul_speed")
+look_for = ("float32 runs above float64 at every size: the gap at the largest n is the speed-up float32 gives"
+            " training; small products are dominated by call overhead, so their speeds are lower and noisier")
+if args.quick:
+    look_for += " (--quick stops at n = 512; run without it to see the curves level off)"
+save_figure(fig, args, "matmul_speed", look_for=look_for)

@@ -6,7 +6,8 @@ backward pass on purpose and watch the check catch it. Finally, a pruning mask: 
 
 Run (from the repository root, after `pip install -e .`):
     python tutorials/02_dense_layer_by_hand.py           # about 1 s on a 2-core laptop CPU
-    python tutorials/02_dense_layer_by_hand.py --quick   # the same: it is already small
+    python tutorials/02_dense_layer_by_hand.py --class   # the same: it is already small
+    python tutorials/02_dense_layer_by_hand.py --quick   # the same
 
 Prints: the shapes at every step, the analytic and numerical gradients side by side, their relative errors
 (about 1e-10 when right, about 1 when a bug is planted), and a masked layer's zero gradients.
@@ -100,4 +101,6 @@ ax.set_xlabel("analytic gradient (backward)")
 ax.set_ylabel("numerical gradient (finite differences)")
 ax.set_title("Dense: backward agrees with finite differences")
 ax.legend()
-save_figure(fig, args, "analytic_vs_numeric")
+save_figure(fig, args, "analytic_vs_numeric",
+            look_for="every dW entry lies on the dashed diagonal y = x: backward's gradient equals the finite-"
+                     "difference estimate (a point off the line would be a wrong gradient)")

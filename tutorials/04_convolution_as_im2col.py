@@ -7,7 +7,8 @@ The models run `Conv2d`, which computes the same numbers in faster layouts: we c
 
 Run (from the repository root, after `pip install -e .`):
     python tutorials/04_convolution_as_im2col.py           # about 1 s on a 2-core laptop CPU
-    python tutorials/04_convolution_as_im2col.py --quick   # the same: it is already small
+    python tutorials/04_convolution_as_im2col.py --class   # the same: it is already small
+    python tutorials/04_convolution_as_im2col.py --quick   # the same, with fewer channels in section 4
 
 Prints: a 4×4 image, its im2col matrix for a 2×2 kernel, the convolution as a product beside
 `scipy.signal.correlate`; our forward and backward beside `ReferenceConv2d` (equal) and `Conv2d` (equal to
@@ -24,7 +25,7 @@ from scipy import signal
 
 from minilottery.backend import get_array_module, to_device, to_numpy
 from minilottery.gradcheck import check_layer
-from minilottery.lab.tutorial import heading, parse_args, save_figure
+from minilottery.lab.tutorial import by_size, heading, parse_args, save_figure
 from minilottery.layers import Conv2d, ReferenceConv2d, col2im, im2col
 
 args = parse_args(__doc__, "04_convolution_as_im2col.py")
@@ -74,7 +75,7 @@ assert np.allclose(out, reference)
 # %%
 heading("4. the reference convolution: im2col, one product, a reshape; backward: two products and col2im")
 rng = np.random.default_rng(0)
-c_in, c_out, stride, padding = (2, 3, 2, 1) if args.quick else (3, 4, 2, 1)
+c_in, c_out, stride, padding = by_size(args, (2, 3, 2, 1), (3, 4, 2, 1), (3, 4, 2, 1))
 ref_conv = ReferenceConv2d(c_in, c_out, 3, stride, padding, rng=np.random.default_rng(1), dtype=np.float64)
 ref_conv.params["b"] = rng.standard_normal(c_out)  # a nonzero bias, so the check covers it
 ref_conv.to(args.device)
@@ -136,4 +137,6 @@ for ax, data, title in zip(axes, [image[0, 0], cols, out], ["image (4×4)", "im2
     ax.set_xticks([])
     ax.set_yticks([])
 fig.suptitle("A convolution is im2col followed by one matrix product")
-save_figure(fig, args, "im2col")
+save_figure(fig, args, "im2col",
+            look_for="each row of the middle matrix is one 2×2 window of the image, read row by row; that row times"
+                     " the flattened kernel [1, 0, 0, -1] is one pixel of the output (row 0: 1 - 1 = 0, top left)")

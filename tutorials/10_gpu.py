@@ -7,7 +7,8 @@ GPU run would show.
 
 Run (from the repository root, after `pip install -e .`; for the GPU also `pip install -e ".[gpu]"`):
     python tutorials/10_gpu.py                 # about 8 s on a 2-core CPU
-    python tutorials/10_gpu.py --quick         # a few seconds
+    python tutorials/10_gpu.py --class         # the same: it is already small
+    python tutorials/10_gpu.py --quick         # a few seconds (fewer steps timed: noisier numbers)
     python tutorials/10_gpu.py --device gpu    # the same, with the GPU as the default device
 
 Prints: which devices are available, ms per training step of LeNet-300-100 and Conv-2 (batch 60) on each, the
@@ -24,7 +25,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from minilottery import backend
-from minilottery.lab.tutorial import Timer, heading, parse_args, save_figure
+from minilottery.lab.tutorial import Timer, by_size, heading, parse_args, save_figure
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.training import train_step
@@ -48,7 +49,8 @@ rng = np.random.default_rng(0)
 x_host = rng.random((60, 1, 28, 28)).astype(np.float32)  # a batch of 60 MNIST-shaped images
 y_host = rng.integers(0, 10, 60)
 models = ["lenet_300_100", "conv2"]
-steps = {"lenet_300_100": 20 if args.quick else 300, "conv2": 2 if args.quick else 20}
+steps = by_size(args, {"lenet_300_100": 20, "conv2": 2}, {"lenet_300_100": 300, "conv2": 20},
+                {"lenet_300_100": 300, "conv2": 20})
 timings: dict[tuple[str, str], float] = {}
 for device in devices:
     for name in models:
@@ -98,4 +100,8 @@ ax.set_yscale("log")
 ax.set_ylabel("ms per training step (batch 60, log scale)")
 ax.set_title("One Adam training step, MNIST shapes")
 ax.legend()
-save_figure(fig, args, "step_time")
+look_for = ("Conv-2's bars stand far above LeNet-300-100's on every device (its convolutions are most of the"
+            " work); with a GPU, compare each model's pair of bars: the log scale makes their ratio the speed-up")
+if args.quick:
+    look_for += " (--quick times 2 Conv-2 steps only: expect noisy bars)"
+save_figure(fig, args, "step_time", look_for=look_for)

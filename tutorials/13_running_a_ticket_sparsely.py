@@ -148,7 +148,8 @@ print("The weights sit in sparse.to_csr_dict(); the Flatten, the ReLUs and (in C
 print("before. The activations are kept (features, N), so that each stored weight scales a contiguous row.")
 
 # %%
-heading(f"4. does it get faster? the masked dense network against the sparse one on {n:,} images")
+heading("4. does it get faster? the masked dense network against the sparse one")
+print(f"each network predicts {n:,} test images")
 dense_bytes = sum(w.nbytes for w in weights.values())  # W is stored whole, whatever the mask
 total_weights = sum(sizes.values())
 rows = []  # per level: (percent, dense ms, sparse ms, CSR bytes, stored weights)
@@ -223,7 +224,8 @@ print("The cost per stored weight is not constant: it grows as fewer weights are
 print("does not shrink with them (bias, ReLU, the two transposes, Python's calls per block) is shared by fewer.")
 
 # %%
-heading(f"6. when: the batch size, and the block size, at {ticket_percent:.1f}% of the weights")
+heading("6. when: the batch size, and the block size")
+print(f"the ticket at {ticket_percent:.1f}% of the weights")
 sparse = SparseModel.from_model(ticket)
 batches = [1, 10, 100, 1000, n] if n > 1000 else [1, 10, 100, n]
 base = by_size(args, 100, 500, 1000)  # images per timed pass at the small batch sizes

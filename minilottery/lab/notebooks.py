@@ -69,7 +69,11 @@ def heading_of(source: str) -> str | None:
     if not first.startswith("heading("):
         return None
     call = ast.parse(first).body[0].value  # heading("text"): an expression statement holding a call
-    return call.args[0].value
+    text = call.args[0]
+    if not isinstance(text, ast.Constant):  # an f-string's value is only known when the script runs
+        raise ValueError(f"{first.strip()}: a section heading must be a plain string (it becomes the notebook's "
+                         f"Markdown heading); print the numbers on the next line")
+    return text.value
 
 
 def notebook_text(script: Path) -> str:

@@ -10,10 +10,10 @@ tutorial also accepts ``--device cpu|gpu``, ``--threads N`` (BLAS threads, see
 Each tutorial is also a notebook (``tutorials/NN_name.ipynb``, made from the script by
 ``python -m minilottery.lab.notebooks``). A notebook takes no flags: inside a Jupyter kernel ``sys.argv`` holds
 the kernel's own arguments, so ``parse_args`` parses none and reads the environment instead:
-``MINILOTTERY_QUICK=1`` for quick mode (scripts read it too), ``MINILOTTERY_DEVICE`` and ``MINILOTTERY_THREADS``
-as everywhere else. Its figures go to ``figures/<script name>/`` in the kernel's working folder (Jupyter starts
-it in the notebook's folder, so that is ``tutorials/figures/<script name>/`` again), and each is shown below the
-cell that saved it.
+``MINILOTTERY_QUICK=1`` for quick mode and ``MINILOTTERY_CLASS=1`` for the class size (scripts read them too),
+``MINILOTTERY_DEVICE`` and ``MINILOTTERY_THREADS`` as everywhere else. Its figures go to
+``figures/<script name>/`` in the kernel's working folder (Jupyter starts it in the notebook's folder, so that
+is ``tutorials/figures/<script name>/`` again), and each is shown below the cell that saved it.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def parse_args(doc: str, script: str,
 
     ``script`` is the tutorial's file name, e.g. ``"05_train_lenet.py"``: each tutorial names itself, because a
     notebook has no ``__file__``. In a notebook no flags are parsed (see the module docstring): every option
-    keeps its default, and ``$MINILOTTERY_QUICK`` turns quick mode on.
+    keeps its default, and ``$MINILOTTERY_QUICK`` or ``$MINILOTTERY_CLASS`` picks the size.
 
     Also selects the device (``backend.use``), limits BLAS to ``args.threads`` threads for the rest of the
     script (``threads.apply``), and creates the figure folder, stored as ``args.figures``. From here on an
@@ -176,11 +176,12 @@ def heading(text: str) -> None:
     print(f"\n== {text} ==")
 
 
-def save_figure(fig, args: argparse.Namespace, name: str, look_for: str | None = None) -> None:
+def save_figure(fig, args: argparse.Namespace, name: str, *, look_for: str) -> None:
     """Saves ``fig`` as PNG under the tutorial's figure folder and prints where; a notebook also shows it.
 
-    ``look_for`` is printed after the path as ``what to look for: ...``: one sentence on what the figure shows
-    and how to read it (at this size: pass a different sentence at ``--quick`` when the figure means less there).
+    ``look_for`` (required: every figure says how to read it) is printed after the path as ``what to look
+    for: ...``: one sentence on what the figure shows and how to read it, at this size: pass another sentence
+    where the figure means less (at ``--quick``, say, or when the run's data do not show the effect).
 
     The notebook shows the saved file rather than ``fig``: the tutorials draw with the Agg backend, which
     shows nothing by itself, so each figure appears once, exactly as saved. Nothing is returned, so a cell
@@ -189,8 +190,7 @@ def save_figure(fig, args: argparse.Namespace, name: str, look_for: str | None =
     path = args.figures / f"{name}.png"
     atomic_savefig(fig, path, dpi=120, bbox_inches="tight")
     print(f"figure: {path}")
-    if look_for:
-        print(f"what to look for: {look_for}")
+    print(f"what to look for: {look_for}")
     if in_notebook():
         from IPython.display import Image, display
 
