@@ -247,7 +247,8 @@ def format_report(result: dict[str, Any]) -> str:
                      f"{e['fraction_of_peak']:>9.1%}{e['eval_images_per_s']:>12,.0f}{memory}")
     for name, e in result["models"].items():
         if "torch_ms_per_step" in e:
-            lines.append(f"  {name}: PyTorch {e['torch_version']} {e['torch_ms_per_step']:.2f} ms/step; "
+            lines.append(f"  {name}: PyTorch {e['torch_version']} ({e['torch_threads']} thread(s)) "
+                         f"{e['torch_ms_per_step']:.2f} ms/step; "
                          f"minilottery takes {e['ratio_vs_torch']:.2f}x as long")
         if e.get("first_layer_input_grad"):
             lines.append(f"  note: {name}'s train_step computes the first layer's unneeded input gradient "

@@ -94,9 +94,15 @@ def torch_network(name: str, seed: int) -> Any:
 
 
 def time_torch_step(name: str, device: str, config: BenchConfig) -> dict[str, Any]:
-    """The same masked Adam training step in PyTorch on the same device; needs ``torch`` installed."""
+    """The same masked Adam training step in PyTorch on the same device; needs ``torch`` installed.
+
+    On the CPU PyTorch computes with as many threads as minilottery's BLAS has now (``threads.describe``, inside
+    the bench's ``--threads`` limit): PyTorch's own default is one per core, which would compare two cores with one.
+    """
     import torch
 
+    if device != "gpu":
+        torch.set_num_threads(threads.describe()["threads"] or 1)
     tdev = torch.device("cuda" if device == "gpu" else "cpu")
     net = torch_network(name, config.seed).to(tdev)
     masks = {p: torch.ones_like(p) for n, p in net.named_parameters() if n.endswith("weight")}
