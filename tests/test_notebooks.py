@@ -95,7 +95,7 @@ def test_tutorial_2_runs_as_a_notebook(tmp_path, monkeypatch):
 
 
 @pytest.mark.mnist
-def test_tutorial_4_runs_as_a_quick_notebook(tmp_path, monkeypatch, mnist_data):
+def test_tutorial_5_runs_as_a_quick_notebook(tmp_path, monkeypatch, mnist_data):
     monkeypatch.delenv(QUICK_ENV, raising=False)  # quick mode comes from the notebook's own setup cell
     script = next(t for t in TUTORIALS if t.stem == "05_train_lenet")
     notebook = run_notebook(script, tmp_path, quick_in_setup_cell=True)  # MINILOTTERY_DATA passes through
