@@ -43,16 +43,40 @@ from minilottery.layers import Dense, Dropout, ReLU, Sequential
 DEFAULT_BLOCK_SIZE = 512  # examples per block on the CPU: a (784, 512) float32 input block is 1.6 MB
 
 
-def _sparse_module(device: str) -> Any:
-    """``scipy.sparse`` for host weights, ``cupyx.scipy.sparse`` for CuPy (GPU) weights."""
+def sparse_module(device: str) -> Any | None:
+    """``scipy.sparse`` for host arrays, ``cupyx.scipy.sparse`` for CuPy (GPU) arrays, None on any other device."""
     if device == "cpu":
         return scipy.sparse
     if device == "gpu":
         import cupyx.scipy.sparse  # only reached when the weights already are CuPy arrays
 
         return cupyx.scipy.sparse
-    raise ValueError(f"SparseModel supports models on the cpu or the gpu, got one on {device!r}; "
-                     "move it with model.to('cpu') first")
+    return None
+
+
+def _sparse_module(device: str) -> Any:
+    """``sparse_module(device)``, or a one-line ValueError for a device neither SciPy nor cuSPARSE serves."""
+    sparse = sparse_module(device)
+    if sparse is None:
+        raise ValueError(f"SparseModel supports models on the cpu or the gpu, got one on {device!r}; "
+                         "move it with model.to('cpu') first")
+    return sparse
+
+
+def kept_positions(weight: Any, mask: Any | None) -> tuple[Any, Any]:
+    """(rows, cols) of the kept weights (mask != 0; every weight when mask is None), each (nnz,), in row-major
+    order: sorted by row, then by column, as CSR stores them. Built from the mask, so a kept weight that happens
+    to be exactly 0.0 is still kept."""
+    xp = get_array_module(weight)
+    keep = xp.ones(weight.shape, dtype=bool) if mask is None else mask != 0  # (out, in)
+    return xp.nonzero(keep)
+
+
+def csr_indptr(xp: Any, rows: Any, out_features: int) -> Any:
+    """CSR's row pointer, (out + 1,) int32, for kept positions sorted by row: row i's entries are
+    ``indptr[i]:indptr[i + 1]``."""
+    counts = xp.bincount(rows, minlength=out_features)  # (out,) kept weights per output unit
+    return xp.concatenate([xp.zeros(1, dtype=xp.int32), xp.cumsum(counts).astype(xp.int32)])  # (out + 1,)
 
 
 def dense_to_csr(weight: Any, mask: Any | None = None) -> Any:
@@ -67,15 +91,12 @@ def dense_to_csr(weight: Any, mask: Any | None = None) -> Any:
         weight's dtype, with 32-bit indices and sorted column indices. Its ``nnz`` equals the number of
         ones in the mask, also where a kept weight is exactly 0.0 (built from the mask, not from ``!= 0``).
     """
-    device = device_of(weight)
-    sparse = _sparse_module(device)
+    sparse = _sparse_module(device_of(weight))
     xp = get_array_module(weight)
     out_features, in_features = weight.shape
-    keep = xp.ones(weight.shape, dtype=bool) if mask is None else mask != 0  # (out, in)
-    rows, cols = xp.nonzero(keep)  # row-major order: sorted by row, then by column, as CSR stores them
+    rows, cols = kept_positions(weight, mask)  # (nnz,) each
     data = weight[rows, cols]  # (nnz,)
-    counts = xp.bincount(rows, minlength=out_features)  # (out,) kept weights per output unit
-    indptr = xp.concatenate([xp.zeros(1, dtype=xp.int32), xp.cumsum(counts).astype(xp.int32)])  # (out + 1,)
+    indptr = csr_indptr(xp, rows, out_features)  # (out + 1,)
     return sparse.csr_matrix((data, cols.astype(xp.int32), indptr), shape=(out_features, in_features))
 
 
@@ -177,7 +198,7 @@ class SparseModel:
         for kind, op, bias in self.steps:
             if kind == "sparse_dense":
                 if not feature_major:
-                    h = _transpose(xp, h)  # (N, in) -> (in, N), C-contiguous for the CSR kernel
+                    h = transposed_copy(xp, h)  # (N, in) -> (in, N), C-contiguous for the CSR kernel
                     feature_major = True
                 h = op @ h  # (out, in) sparse @ (in, N) dense -> (out, N) dense
                 h += bias  # (out, 1) broadcasts over the N columns
@@ -185,10 +206,10 @@ class SparseModel:
                 xp.maximum(h, 0, out=h)  # in place: h is this function's own array (made by a product)
             elif kind == "layer":
                 if feature_major:
-                    h = _transpose(xp, h)  # (features, N) -> (N, features)
+                    h = transposed_copy(xp, h)  # (features, N) -> (N, features)
                     feature_major = False
                 h = op.forward(h)
-        return _transpose(xp, h) if feature_major else xp.ascontiguousarray(h)  # (K, N) -> (N, K)
+        return transposed_copy(xp, h) if feature_major else xp.ascontiguousarray(h)  # (K, N) -> (N, K)
 
     def _dtype(self) -> Any:
         for kind, op, _ in self.steps:
@@ -239,7 +260,7 @@ def _thread_pool(workers: int) -> ThreadPoolExecutor:
     return pool
 
 
-def _transpose(xp: Any, a: Any) -> Any:
+def transposed_copy(xp: Any, a: Any) -> Any:
     """A C-contiguous copy of the 2-D ``a`` transposed, (R, C) -> (C, R).
 
     A plain strided copy: for blocks of the default size it is as fast as copying in cache-sized tiles, and
@@ -253,4 +274,5 @@ def dense_parameters(model: SparseModel) -> dict[str, np.ndarray]:
     return {name: to_numpy(csr.toarray()) for name, csr in model.to_csr_dict().items()}
 
 
-__all__ = ["DEFAULT_BLOCK_SIZE", "SparseModel", "dense_parameters", "dense_to_csr"]
+__all__ = ["DEFAULT_BLOCK_SIZE", "SparseModel", "csr_indptr", "dense_parameters", "dense_to_csr", "kept_positions",
+           "sparse_module", "transposed_copy"]

@@ -43,10 +43,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import scipy.sparse
 
 from minilottery.backend import device_of, get_array_module, scatter_add, to_device, to_numpy
 from minilottery.checks import check_choice, check_real
+from minilottery.lab.sparse import csr_indptr, kept_positions, sparse_module, transposed_copy
 from minilottery.layers import Dense, Layer, ReLU, Sequential
 
 # A Dense layer keeping at most this fraction of its weights trains sparse under "auto" (on the CPU). Chosen from
@@ -101,10 +101,7 @@ class SparseDense(Layer):
         """The kept weights of ``layer`` (``W * mask``: one stored value per mask 1, also where the weight is 0.0),
         copied, on the layer's device; ``layout``: ``feature_major_input``/``feature_major_output``."""
         weight = layer.params["W"]  # (out, in)
-        xp = get_array_module(weight)
-        mask = layer.masks.get("W")
-        keep = xp.ones(weight.shape, dtype=bool) if mask is None else mask != 0  # (out, in)
-        rows, cols = xp.nonzero(keep)  # row-major order: sorted by row, then by column, as CSR stores them
+        rows, cols = kept_positions(weight, layer.masks.get("W"))  # (nnz,) each, in CSR order
         return cls(weight[rows, cols], layer.params["b"].copy(), rows, cols, weight.shape, **layout)
 
     @property
@@ -121,20 +118,20 @@ class SparseDense(Layer):
 
     def forward(self, x: Any) -> Any:
         xp = get_array_module(x)
-        x_t = x if self.feature_major_input else _transpose(xp, x)  # (N, in) -> (in, N)
+        x_t = x if self.feature_major_input else transposed_copy(xp, x)  # (N, in) -> (in, N)
         if x_t.shape[0] != self.in_features:
             raise ValueError(f"{self!r}: expected {self.in_features} input features, got an input of shape "
                              f"{tuple(x.shape)}")
         self._x_t = x_t
         y_t = self._products_now().times(x_t)  # (out, in) sparse @ (in, N) -> (out, N)
         y_t += self.params["b"][:, None]  # (out, 1) broadcasts over the N columns
-        return y_t if self.feature_major_output else _transpose(xp, y_t)  # (out, N) -> (N, out)
+        return y_t if self.feature_major_output else transposed_copy(xp, y_t)  # (out, N) -> (N, out)
 
     def backward(self, dout: Any, input_grad: bool = True) -> Any:
         """Fills ``grads`` (``"W"``: (nnz,), the gradient of each kept weight); returns dx, or None when
         ``input_grad`` is False (the network's first layer)."""
         xp = get_array_module(dout)
-        dout_t = dout if self.feature_major_output else _transpose(xp, dout)  # (N, out) -> (out, N)
+        dout_t = dout if self.feature_major_output else transposed_copy(xp, dout)  # (N, out) -> (out, N)
         if self.gathered_gradient:
             self.grads["W"] = sampled_product(dout_t, self._x_t, self.rows, self.cols)  # (nnz,)
         else:  # (out, N) @ (N, in) -> (out, in), read at the kept positions -> (nnz,)
@@ -143,7 +140,7 @@ class SparseDense(Layer):
         if not input_grad:
             return None
         dx_t = self._products_now().transposed_times(dout_t)  # (in, out) sparse @ (out, N) -> (in, N)
-        return dx_t if self.feature_major_input else _transpose(xp, dx_t)  # (in, N) -> (N, in)
+        return dx_t if self.feature_major_input else transposed_copy(xp, dx_t)  # (in, N) -> (N, in)
 
     def _products_now(self) -> _Products:
         """The products for the current values array (remade after ``to``/``astype``/a replaced parameter)."""
@@ -220,12 +217,11 @@ class _Products:
     def __init__(self, values: Any, rows: Any, cols: Any, shape: tuple[int, int]) -> None:
         self.values, self.rows, self.cols, self.shape = values, rows, cols, shape
         self.matrix = self.matrix_t = None
-        sparse = _sparse_module(device_of(values))
+        sparse = sparse_module(device_of(values))
         if sparse is not None:
             xp = get_array_module(values)
             out_features, in_features = shape
-            counts = xp.bincount(rows, minlength=out_features)  # (out,) kept weights per output unit
-            indptr = xp.concatenate([xp.zeros(1, dtype=xp.int32), xp.cumsum(counts).astype(xp.int32)])  # (out + 1,)
+            indptr = csr_indptr(xp, rows, out_features)  # (out + 1,)
             indices = cols.astype(xp.int32)  # (nnz,)
             self.matrix = sparse.csr_matrix((values, indices, indptr), shape=(out_features, in_features))
             # A CSR matrix read as CSC (same three arrays) is its transpose: (in, out).
@@ -254,20 +250,6 @@ def _gather_scatter(values: Any, rows: Any, cols: Any, x_t: Any, n_rows: int) ->
     return out
 
 
-def _sparse_module(device: str) -> Any:
-    """``scipy.sparse`` on the CPU, ``cupyx.scipy.sparse`` on the GPU (imported only then), None elsewhere."""
-    if device == "cpu":
-        return scipy.sparse
-    if device == "gpu":
-        import cupyx.scipy.sparse  # only reached when the weights already are CuPy arrays
-
-        return cupyx.scipy.sparse
-    return None
-
-
-def _transpose(xp: Any, a: Any) -> Any:
-    """A C-contiguous copy of the 2-D ``a`` transposed, (R, C) -> (C, R)."""
-    return xp.ascontiguousarray(a.T)
 
 
 # -- a network with sparse layers ------------------------------------------------------------------------
