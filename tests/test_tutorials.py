@@ -145,23 +145,22 @@ def test_no_tutorial_names_its_run_folder_by_hand(script):
     assert not re.search(r"""["']run(_quick)?["']""", text), f"{script.name} names a run folder by hand"
     assert "overwrite=True" not in text, f"{script.name}: overwrite would replace the recorded run"
     if "run_imp_in_folder(" in text:
-        assert "run_folder(args, " in text, f"{script.name} records a run without run_folder"
+        assert "run_folder(args.figures, " in text, f"{script.name} records a run without run_folder"
 
 
 def test_run_folder_is_named_by_the_settings(tmp_path):
-    args = argparse.Namespace(figures=tmp_path)
     config = IMPConfig(model="lenet_300_100", rounds=2, train=TrainConfig(iterations=100, eval_every=50))
     data = synthetic_data()
-    folder = run_folder(args, config, data)
+    folder = run_folder(tmp_path, config, data)
     assert folder.parent == tmp_path and re.fullmatch(r"run-[0-9a-f]{8}", folder.name), folder
-    assert run_folder(args, IMPConfig(model="lenet_300_100", rounds=2,
-                                      train=TrainConfig(iterations=100, eval_every=50)), synthetic_data()) == folder
-    assert run_folder(args, config, data, "conv2").name == "conv2-" + folder.name.split("-")[1]
+    assert run_folder(tmp_path, IMPConfig(model="lenet_300_100", rounds=2,
+                                          train=TrainConfig(iterations=100, eval_every=50)), synthetic_data()) == folder
+    assert run_folder(tmp_path, config, data, "conv2").name == "conv2-" + folder.name.split("-")[1]
     others = [
-        run_folder(args, IMPConfig(model="lenet_300_100", rounds=3, train=config.train), data),  # another setting
-        run_folder(args, IMPConfig(model="lenet_300_100", rounds=2,
-                                   train=TrainConfig(iterations=200, eval_every=50)), data),  # ... of training
-        run_folder(args, config, synthetic_data(n_train=120)),  # other data
+        run_folder(tmp_path, IMPConfig(model="lenet_300_100", rounds=3, train=config.train), data),  # another setting
+        run_folder(tmp_path, IMPConfig(model="lenet_300_100", rounds=2,
+                                       train=TrainConfig(iterations=200, eval_every=50)), data),  # ... of training
+        run_folder(tmp_path, config, synthetic_data(n_train=120)),  # other data
     ]
     assert len({folder, *others}) == 4, others
 

@@ -97,7 +97,7 @@ rates = default_rates(config.model, build_model(config.model, seed=config.seed),
 print(f"After n rounds a layer keeps (1 - rate)^n of its weights: {config.rounds} rounds leave "
       f"{100 * (1 - rates['1.W']) ** config.rounds:.1f}% of the hidden weights and "
       f"{100 * (1 - rates['5.W']) ** config.rounds:.1f}% of the output's.")
-run_dir = run_folder(args, config, data)  # θ0, masks, start and trained weights, metrics
+run_dir = run_folder(args.figures, config, data)  # θ0, masks, start and trained weights, metrics
 
 
 def report(rnd):

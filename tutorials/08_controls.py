@@ -60,7 +60,7 @@ print("All three see the same minibatches in the same order, so only the mask an
 
 # %%
 heading("2. running it")
-run_dir = run_folder(args, config, data)  # named by the settings: a changed exercise gets a new folder
+run_dir = run_folder(args.figures, config, data)  # named by the settings: a changed exercise gets a new folder
 done = len(runs.completed_rounds(run_dir))
 if done:
     print(f"{run_dir} already holds {done} finished round(s): they are read back, not trained again.")

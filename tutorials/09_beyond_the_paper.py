@@ -60,7 +60,7 @@ lenet_training = TrainConfig(iterations=by_size(args, 300, 1000, 2000), eval_eve
 def imp(name, config, data):
     """IMP recorded in the run folder of ``name`` and these settings, without progress bars; returns the result
     and the folder. Finished rounds already there are read back."""
-    folder = run_folder(args, config, data, name)
+    folder = run_folder(args.figures, config, data, name)
     with Timer() as t:
         result = run_imp_in_folder(config, data, folder, device=args.device, progress=False)
     print(f"  [{name}: {len(result.rounds)} round(s) in {t.seconds:.0f} s, in {folder.name}]")

@@ -61,7 +61,7 @@ heading("1. a ticket to study")
 training = TrainConfig(iterations=by_size(args, 100, 1000, 2000), eval_every=by_size(args, 50, 100, 100), seed=0)
 config = IMPConfig(model="lenet_300_100", rounds=by_size(args, 2, 3, 5), prune_rate=0.5, controls=(),
                    train=training, seed=0)
-run_dir = run_folder(args, config, data)  # named by the settings: an exercise's change gets a folder of its own
+run_dir = run_folder(args.figures, config, data)  # named by the settings: an exercise's change gets a folder of its own
 with Timer() as t:
     result = run_imp_in_folder(config, data, run_dir, device=args.device, progress=False)
 for rnd in result.rounds:

@@ -34,6 +34,7 @@ from minilottery.data import DataError
 from minilottery.files import atomic_savefig
 from minilottery.lab import threads
 from minilottery.lab.cli import one_line
+from minilottery.lab.run_folder import run_record
 
 QUICK_ENV = "MINILOTTERY_QUICK"  # "1": quick mode, as --quick (the only way to ask for it in a notebook)
 CLASS_ENV = "MINILOTTERY_CLASS"  # "1": class size, as --class
@@ -115,18 +116,19 @@ def by_size(args: argparse.Namespace, quick: Any, class_size: Any, full: Any) ->
     return {"quick": quick, "class": class_size, "full": full}[args.size]
 
 
-def run_folder(args: argparse.Namespace, config: Any, data: Any, name: str = "run") -> Path:
+def run_folder(figures: Path, config: Any, data: Any, name: str = "run") -> Path:
     """``<figures>/<name>-<8 hex digits>/``: a run folder named by everything that defines the run.
+
+    ``figures`` is the tutorial's figure folder (``args.figures``); a solution script that reads a tutorial's
+    run passes that tutorial's folder.
 
     The digits hash ``run_folder.run_record(config, data)`` (the configuration and the data's description), so
     a run started with other settings, at another size or after an exercise's change, gets a folder of its own
     and never meets the refusal a run folder gives a changed configuration; running the script again with the
     same settings finds the finished rounds and reads them back.
     """
-    from minilottery.lab.run_folder import run_record
-
     record = json.dumps(run_record(config, data), sort_keys=True, default=str)
-    return args.figures / f"{name}-{hashlib.sha256(record.encode()).hexdigest()[:8]}"
+    return Path(figures) / f"{name}-{hashlib.sha256(record.encode()).hexdigest()[:8]}"
 
 
 def in_notebook() -> bool:

@@ -24,7 +24,7 @@ tutorials = Path(__file__).resolve().parents[1]
 
 def tutorial_run(tutorial, config, data, name="run"):
     """The folder where that tutorial keeps this run: figures/<tutorial>/<name>-<hash of the settings>/."""
-    return run_folder(argparse.Namespace(figures=tutorials / "figures" / tutorial), config, data, name)
+    return run_folder(tutorials / "figures" / tutorial, config, data, name)
 
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

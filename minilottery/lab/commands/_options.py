@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from minilottery.data import DATASETS
+from minilottery.lab.sparse_training import MODES, SPARSE_DENSITY, SPARSE_MIN_WEIGHTS
 from minilottery.models import DEFAULT_MODEL, MODELS, PAPER_TRAINING
 from minilottery.optim import OPTIMIZERS
 from minilottery.training import TrainConfig
@@ -60,8 +61,6 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def add_kernels_option(parser: argparse.ArgumentParser) -> None:
     """--sparse-kernels: how a pruned network's dense layers train (``minilottery.lab.sparse_training``)."""
-    from minilottery.lab.sparse_training import MODES, SPARSE_DENSITY, SPARSE_MIN_WEIGHTS
-
     # "off" by default until the gain is measured on an idle machine: sparse steps agree with the masked dense
     # ones to float rounding, not bit for bit, so the runs recorded so far are only reproduced exactly with "off"
     parser.add_argument("--sparse-kernels", choices=MODES, default="off",
