@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from minilottery import backend
+from minilottery import backend, compiled
 from minilottery.data import DATASETS, FILES_OF
 from minilottery.lab import doctor
 from minilottery.lab.cli import main
@@ -193,3 +193,13 @@ def test_doctor_passes_on_the_gpu(capsys, private_cache):
                  "train step lenet_300_100", "train step conv2"):
         assert status_of(lines, name) == "ok", name
     assert "on gpu;" in line_of(lines, "train step conv2")
+
+
+def test_compiled_check_proves_the_loop_or_notes_its_absence(monkeypatch):
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    off = doctor.compiled_check()
+    assert off.status == "note" and "NumPy passes" in off.detail
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    if compiled._numba() is not None:
+        on = doctor.compiled_check()
+        assert on.status == "ok" and "equals its NumPy passes" in on.detail, on.line()

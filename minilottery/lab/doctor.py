@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 import minilottery
-from minilottery import backend
+from minilottery import backend, compiled
 from minilottery.data import DATASETS, FILES_OF, FOLDER_OF, DataError
 from minilottery.data import download as data_download
 from minilottery.data.checksums import download_command
@@ -155,6 +155,30 @@ def blas_check() -> Check:
         return Check(PROBLEM, "blas", str(exc))
     architecture = f", {info['architecture']}" if info["architecture"] else ""
     return Check(OK, "blas", f"{info['blas']}{architecture}; {info['threads']} thread(s) by default, {used}")
+
+
+def compiled_check() -> Check:
+    """Whether the compiled loops run (``minilottery.compiled``), proven by one Adam update on 7 weights against
+    the same update written in NumPy. A note, not a problem, without Numba: the NumPy passes give the same numbers.
+    """
+    if not compiled.enabled():
+        return Check(NOTE, "compiled loops", compiled.describe() + "; training runs the NumPy passes, slower")
+    try:
+        rng = np.random.default_rng(0)
+        param, grad, m, v = (rng.standard_normal(7).astype(np.float32) for _ in range(4))
+        v = v * v  # a second moment is not negative
+        mask = np.array([1, 0, 1, 1, 0, 1, 1], np.float32)
+        want_m = m * 0.9 + (grad * mask) * (1.0 - 0.9)
+        want_v = v * 0.999 + ((grad * mask) * (grad * mask)) * (1.0 - 0.999)
+        want = (param - want_m / (np.sqrt(want_v) + 1e-8) * 1e-3) * mask
+        compiled.adam_update(param, grad, mask, m, v, weight_decay=0.0, beta1=0.9, beta2=0.999, eps_hat=1e-8,
+                             step_size=1e-3)
+        if not (np.array_equal(param, want) and np.array_equal(m, want_m) and np.array_equal(v, want_v)):
+            return Check(PROBLEM, "compiled loops", "Adam's compiled update differs from its NumPy passes",
+                         f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
+    except Exception as exc:  # Numba fails to compile on this platform
+        return _failed("compiled loops", exc, f"set {compiled.ENV_SWITCH}=0, or reinstall Numba")
+    return Check(OK, "compiled loops", compiled.describe() + "; Adam's update equals its NumPy passes")
 
 
 # -- 2. data ----------------------------------------------------------------------------------------------------------
@@ -459,6 +483,7 @@ def run_checks(device: str = "cpu", data_dir_option: str | None = None) -> Itera
     library that does not work), the gradient checks and training steps are not run: one note says so."""
     yield from version_checks()
     yield blas_check()
+    yield compiled_check()
     yield from data_checks(data_dir_option)
     device_lines = device_checks(device)
     yield from device_lines

@@ -13,6 +13,7 @@ import functools
 import math
 from typing import Any
 
+from minilottery import compiled
 from minilottery.backend import get_array_module
 from minilottery.optim.base import Optimizer, check_fits
 from minilottery.optim.reference import ReferenceAdam, ReferenceSGD
@@ -81,16 +82,30 @@ class Adam(WorkArrays, ReferenceAdam):
     Each result goes into the parameter, ``m``, ``v`` or two work arrays ``d`` and ``tmp``, and the bias
     corrections are folded into two Python floats (PyTorch's arrangement): ``m_hat`` and ``v_hat`` are never
     made. This rounds differently from the reference in the last bits only.
+
+    On plain NumPy arrays, when Numba is installed, the passes run fused in one loop
+    (``minilottery.compiled.adam_update``), with the same numbers bit for bit.
     """
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
         beta1, beta2 = self.betas
+        use_loop = compiled.enabled()
         for name, param, grad, mask in self._parameters_with_gradients():
             xp = get_array_module(param)
             state = self._state_for(name, param, ("m", "v"))
             t = state["step"] = state.get("step", 0) + 1  # a Python int: no device sync
             m, v = state["m"], state["v"]
+            # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / c1, v_hat = v / c2, c1 = 1 - beta1**t and
+            # c2 = 1 - beta2**t, is step_size * m / (sqrt(v) + eps_hat) with the two Python floats below: the
+            # same value with the corrections folded in, so float32 stays float32 and no m_hat or v_hat is made.
+            root_c2 = math.sqrt(1.0 - beta2**t)
+            eps_hat, step_size = self.eps * root_c2, self.lr * root_c2 / (1.0 - beta1**t)
+            if use_loop and compiled.fits(param, grad, m, v, *([] if mask is None else [mask])):
+                # the passes below, fused into one loop over memory: the same numbers, bit for bit
+                compiled.adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
+                                     beta2=beta2, eps_hat=eps_hat, step_size=step_size)
+                continue
             d, tmp = self._scratch_for(name, param, 2)
             self._masked_gradient(grad, param, self.weight_decay, mask, out=d)  # d = (g + wd * p) * mask
             # v = beta2 * v + (1 - beta2) * d**2
@@ -102,14 +117,11 @@ class Adam(WorkArrays, ReferenceAdam):
             m *= beta1
             d *= 1.0 - beta1
             m += d
-            # p -= lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / c1, v_hat = v / c2, c1 = 1 - beta1**t and
-            # c2 = 1 - beta2**t, is (lr * sqrt(c2) / c1) * m / (sqrt(v) + eps * sqrt(c2)): the same value with
-            # the corrections in two Python floats, so float32 stays float32 and no m_hat or v_hat is made.
-            root_c2 = math.sqrt(1.0 - beta2**t)
+            # p -= step_size * m / (sqrt(v) + eps_hat)
             xp.sqrt(v, out=tmp)
-            tmp += self.eps * root_c2  # tmp = denominator
+            tmp += eps_hat  # tmp = denominator
             xp.divide(m, tmp, out=tmp)
-            tmp *= self.lr * root_c2 / (1.0 - beta1**t)
+            tmp *= step_size
             param -= tmp
             if mask is not None:
                 param *= mask  # pruned weights are exactly 0.0, including ones non-zero before the first step

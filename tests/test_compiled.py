@@ -1,0 +1,118 @@
+"""The compiled loops (minilottery.compiled) against their NumPy twins, which stay the specification.
+
+Adam's fused loop must give ``Adam.step``'s NumPy passes bit for bit (the same float operations in the same
+order); the sampled product must give the NumPy gathers' numbers within float rounding (its sums run in
+another order). Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a
+missing Numba fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from minilottery import compiled
+from minilottery.lab.sparse_training import sampled_product
+from minilottery.layers import Dense, ReLU, Sequential
+from minilottery.optim import Adam
+
+if compiled._numba() is None:
+    if os.environ.get("CI"):
+        pytest.fail('Numba is missing under CI: install the fast extra (pip install -e ".[dev]")',
+                    pytrace=False)
+    pytest.skip("Numba is not installed (the fast extra)", allow_module_level=True)
+
+
+def _adam_run(monkeypatch, switch: str, dtype, masked: bool, weight_decay: float, steps: int = 25):
+    """Parameters and Adam state after ``steps`` steps of random gradients, with the compiled loops on or off."""
+    monkeypatch.setenv(compiled.ENV_SWITCH, switch)
+    rng = np.random.default_rng(7)
+    model = Sequential(Dense(20, 30, rng=rng, dtype=dtype), ReLU(), Dense(30, 4, rng=rng, dtype=dtype))
+    if masked:  # pruned weights left non-zero, so the loop must zero them itself
+        model.set_masks({"0.W": rng.random((30, 20)) > 0.7, "2.W": rng.random((4, 30)) > 0.5})
+    optimizer = Adam(model, lr=3e-2, weight_decay=weight_decay)
+    for _ in range(steps):
+        for layer in (model.layers[0], model.layers[2]):
+            layer.grads = {key: rng.standard_normal(p.shape).astype(dtype) for key, p in layer.params.items()}
+        optimizer.step()
+    return model, optimizer
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
+def test_adam_loop_equals_numpy_passes_bit_for_bit(monkeypatch, dtype, masked, weight_decay):
+    fused, fused_opt = _adam_run(monkeypatch, "1", dtype, masked, weight_decay)
+    passes, passes_opt = _adam_run(monkeypatch, "0", dtype, masked, weight_decay)
+    assert passes_opt._scratch != {}, "the NumPy passes did not run with the loops switched off"
+    assert fused_opt._scratch == {}, "the compiled loop did not run"
+    for name, value in passes.parameters().items():
+        np.testing.assert_array_equal(fused.parameters()[name], value, err_msg=name)
+        for key in ("m", "v"):
+            np.testing.assert_array_equal(fused_opt.state[name][key], passes_opt.state[name][key],
+                                          err_msg=f"{name} {key}")
+        assert fused.parameters()[name].dtype == dtype
+
+
+def test_adam_loop_keeps_pruned_weights_and_state_exactly_zero(monkeypatch):
+    model, optimizer = _adam_run(monkeypatch, "1", np.float32, masked=True, weight_decay=1e-2)
+    for name, mask in model.masks().items():
+        pruned = mask == 0
+        assert pruned.any()
+        assert np.all(model.parameters()[name][pruned] == 0.0)
+        assert np.all(optimizer.state[name]["m"][pruned] == 0.0)
+        assert np.all(optimizer.state[name]["v"][pruned] == 0.0)
+        assert np.all(model.parameters()[name][~pruned] != 0.0)
+
+
+def test_arrays_the_loops_do_not_take_go_the_numpy_way():
+    a = np.zeros((4, 6), np.float32)
+    assert compiled.fits(a, a.copy())
+    assert not compiled.fits(a, a.T)  # not C-contiguous
+    assert not compiled.fits(a, a.astype(np.float64))  # mixed dtypes
+    assert not compiled.fits(a.astype(np.int32))
+    assert not compiled.fits(a.view(np.ma.MaskedArray))  # a subclass (the strict test backend is one too)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sampled_product_loop_equals_numpy_gathers(dtype):
+    rng = np.random.default_rng(3)
+    dout_t, x_t = rng.standard_normal((30, 60)).astype(dtype), rng.standard_normal((50, 60)).astype(dtype)
+    kept = np.flatnonzero(rng.random(30 * 50) < 0.1)
+    rows, cols = kept // 50, kept % 50
+    loop = compiled.sampled_product(dout_t, x_t, rows, cols)
+    gathers = sampled_product(dout_t, x_t, rows, cols)
+    dense = (dout_t @ x_t.T)[rows, cols]
+    assert loop.dtype == dtype and loop.shape == rows.shape
+    tolerance = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(loop, gathers, **tolerance)
+    np.testing.assert_allclose(loop, dense, **tolerance)
+
+
+def test_switch_and_description(monkeypatch):
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    assert not compiled.enabled()
+    assert compiled.describe().startswith(f"off ({compiled.ENV_SWITCH}=0")
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    assert compiled.enabled()
+    assert compiled.describe().startswith("on (Numba ")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_csr_loops_equal_scipy_products(dtype):
+    import scipy.sparse
+
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((40, 70)) * (rng.random((40, 70)) < 0.08)
+    matrix = scipy.sparse.csr_matrix(weight.astype(dtype))
+    indptr, cols, values = matrix.indptr, matrix.indices, matrix.data
+    x_t, d_t = rng.standard_normal((70, 60)).astype(dtype), rng.standard_normal((40, 60)).astype(dtype)
+    forward = compiled.csr_times(indptr, cols, values, x_t, 40)
+    backward = compiled.csr_transposed_times(indptr, cols, values, d_t, 70)
+    assert forward.dtype == backward.dtype == dtype
+    tolerance = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(forward, matrix @ x_t, **tolerance)
+    np.testing.assert_allclose(backward, matrix.T @ d_t, **tolerance)
+    np.testing.assert_allclose(forward, weight.astype(dtype) @ x_t, **tolerance)
