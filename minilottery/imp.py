@@ -189,6 +189,7 @@ def run_imp(
     progress: bool = True,
     on_round: Callable[[RoundResult], None] | None = None,
     kernels: Callable[[Any], Any] | None = None,
+    train_arms: TrainArms | None = None,
 ) -> IMPResult:
     """Runs iterative magnitude pruning (Section 2) and returns every round's masks, weights and metrics.
 
@@ -203,6 +204,9 @@ def run_imp(
         kernels: how every arm's steps are computed, ``minilottery.training.train``'s hook (None: the masked dense
             layers). Not part of the experiment: it changes how long a round takes, not its numbers beyond float
             rounding, so it is not in the config and a run folder continues under another choice.
+        train_arms: how a round's arms are trained (None: one after another, ``train_arms_in_turn``). The arms
+            of a round are independent of each other, so ``minilottery.lab.arm_pool.ArmPool`` trains them in
+            parallel processes instead, with the same numbers bit for bit; not in the config either.
 
     Raises:
         ValueError: an invalid config, or data too small for it.
@@ -224,7 +228,8 @@ def run_imp(
                 masks = full_masks({name: theta0[name] for name in rates})
             else:
                 masks = next_masks(config, rates, result.rounds[-1])
-            rnd, snapshot = train_round(config, data, index, masks, theta0, rewind, device, progress, kernels)
+            rnd, snapshot = train_round(config, data, index, masks, theta0, rewind, device, progress, kernels,
+                                        train_arms)
             ### END SOLUTION
             if snapshot is not None:  # round 0 of a rewinding run: θK, the start of every later round
                 rewind = snapshot
@@ -245,19 +250,20 @@ def run_imp(
 def train_round(
     config: IMPConfig, data: Any, index: int, masks: dict[str, np.ndarray], theta0: dict[str, np.ndarray],
     rewind: dict[str, np.ndarray] | None, device: str, progress: bool, kernels: Callable[[Any], Any] | None = None,
+    train_arms: TrainArms | None = None,
 ) -> tuple[RoundResult, dict[str, np.ndarray] | None]:
     """Trains the ticket of round ``index`` and, in rounds >= 1, each control with the ticket's sparsity.
 
-    Returns the round and, in round 0 of a ``reset="rewind:K"`` run, the snapshot θK (else None).
+    Each arm is an ``ArmJob`` (where it starts, its masks); ``train_arms`` trains them (None:
+    ``train_arms_in_turn``). Returns the round and, in round 0 of a ``reset="rewind:K"`` run, the snapshot θK
+    (else None).
     """
     k = config.rewind_iteration
     start = theta0 if rewind is None else rewind  # Section 2 step 4: reset to θ0 (or to θK when rewinding)
     last = 1 if config.one_shot else config.rounds
     label = f"round {index}" if last is None else f"round {index}/{last}"
     snapshot_at = (k,) if index == 0 and k is not None else ()
-    arms = {}
-    arms["ticket"], snapshots = train_arm(config, data, start, masks, device, progress, f"{label} ticket",
-                                           snapshot_at, kernels)
+    jobs = {"ticket": ArmJob(start, masks, f"{label} ticket", snapshot_at)}
     for control in config.controls if index > 0 else ():
         if control == "reinit":  # same masks, a fresh random initialisation θ0'
             ### BEGIN SOLUTION control_reinit
@@ -270,9 +276,34 @@ def train_round(
             arm_start = start
             arm_masks = random_prune(masks, np.random.default_rng([config.seed, RANDOM_PRUNE_STREAM, index]))
             ### END SOLUTION
-        arms[control], _ = train_arm(config, data, arm_start, arm_masks, device, progress, f"{label} {control}",
-                                     kernels=kernels)
+        jobs[control] = ArmJob(arm_start, arm_masks, f"{label} {control}")
+    trained = (train_arms or train_arms_in_turn)(config, data, jobs, device, progress, kernels)
+    arms = {name: arm for name, (arm, _) in trained.items()}
+    snapshots = trained["ticket"][1]
     return RoundResult(index, masks, arms, _round_info(index, masks, arms)), snapshots.get(k)
+
+
+@dataclass(frozen=True)
+class ArmJob:
+    """One network of a round to train: from ``start * masks``, with snapshots at ``snapshot_at`` iterations."""
+
+    start: dict[str, np.ndarray]
+    masks: dict[str, np.ndarray]
+    desc: str  # its progress bar's label, e.g. "round 3/12 reinit"
+    snapshot_at: tuple[int, ...] = ()
+
+
+# train_arms(config, data, jobs, device, progress, kernels) -> arm name -> (ArmResult, snapshots)
+TrainArms = Callable[..., dict[str, tuple[ArmResult, dict[int, dict[str, np.ndarray]]]]]
+
+
+def train_arms_in_turn(
+    config: IMPConfig, data: Any, jobs: dict[str, ArmJob], device: str, progress: bool,
+    kernels: Callable[[Any], Any] | None = None,
+) -> dict[str, tuple[ArmResult, dict[int, dict[str, np.ndarray]]]]:
+    """Trains the arms of a round one after another: arm name -> ``train_arm``'s (ArmResult, snapshots)."""
+    return {name: train_arm(config, data, job.start, job.masks, device, progress, job.desc, job.snapshot_at, kernels)
+            for name, job in jobs.items()}
 
 
 def train_arm(
@@ -343,4 +374,5 @@ def _round_info(index: int, masks: dict[str, np.ndarray], arms: dict[str, ArmRes
 
 
 __all__ = ["ARMS", "ARM_METRICS", "CONTROLS", "REINIT_SEED_OFFSET", "RANDOM_PRUNE_STREAM", "IMPConfig", "ArmResult",
-           "RoundResult", "IMPResult", "RunStore", "run_imp", "train_round", "train_arm", "next_masks", "stop_reason"]
+           "RoundResult", "IMPResult", "RunStore", "ArmJob", "TrainArms", "run_imp", "train_round",
+           "train_arms_in_turn", "train_arm", "next_masks", "stop_reason"]

@@ -65,7 +65,7 @@ from minilottery.lab.bench_steps import (
     peak_memory_mb,
     time_train_step,
 )
-from minilottery.lab.bench_torch import time_torch_step, torch_available
+from minilottery.lab.bench_torch import compare_with_torch, torch_available
 from minilottery.layers import Conv2d
 from minilottery.models import build_model, layer_output_shapes
 
@@ -215,8 +215,7 @@ def run_bench(config: BenchConfig, log: Callable[[str], None] | None = None) -> 
             entry["dataset_mb"] = MNIST_TRAIN_EXAMPLES * (math.prod(INPUT_SHAPE) * 4 + 8) / 2**20
         if result["torch_available"]:
             say(f"{name}: PyTorch step")
-            entry.update(time_torch_step(name, device, config))
-            entry["ratio_vs_torch"] = entry["ms_per_step"] / entry["torch_ms_per_step"]
+            entry.update(compare_with_torch(name, device, config))
         result["models"][name] = entry
     if config.sparse:
         say("sparse inference: LeNet-300-100")
@@ -247,9 +246,11 @@ def format_report(result: dict[str, Any]) -> str:
                      f"{e['fraction_of_peak']:>9.1%}{e['eval_images_per_s']:>12,.0f}{memory}")
     for name, e in result["models"].items():
         if "torch_ms_per_step" in e:
+            low, high = e["ratio_vs_torch_spread"]
             lines.append(f"  {name}: PyTorch {e['torch_version']} ({e['torch_threads']} thread(s)) "
-                         f"{e['torch_ms_per_step']:.2f} ms/step; "
-                         f"minilottery takes {e['ratio_vs_torch']:.2f}x as long")
+                         f"{e['torch_ms_per_step']:.2f} ms/step against minilottery's {e['paired_ms_per_step']:.2f} "
+                         f"in {e['torch_pairs']} alternating pairs: minilottery takes {e['ratio_vs_torch']:.2f}x as "
+                         f"long (quartiles {low:.2f}-{high:.2f})")
         if e.get("first_layer_input_grad"):
             lines.append(f"  note: {name}'s train_step computes the first layer's unneeded input gradient "
                          "(not counted in GFLOP/s)")

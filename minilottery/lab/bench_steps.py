@@ -38,7 +38,7 @@ MIN_BLOCK_SECONDS = 0.02  # each timed repeat of a training step runs at least t
 
 
 def time_per_call(fn: Callable[[], Any], sync: Callable[[], None], repeats: int, warmup: int = 1,
-                  min_seconds: float = 0.0) -> tuple[list[float], int]:
+                  min_seconds: float = 0.0, calls: int | None = None) -> tuple[list[float], int]:
     """Seconds per call of ``fn``, measured ``repeats`` times after ``warmup`` untimed calls.
 
     Args:
@@ -46,12 +46,15 @@ def time_per_call(fn: Callable[[], Any], sync: Callable[[], None], repeats: int,
         sync: blocks until the device is idle (``backend.synchronize`` bound to a device, or PyTorch's).
         min_seconds: 0 times one call per repeat; else one call is timed first and each repeat is a block of
             as many calls as last at least ``min_seconds``.
+        calls: the calls per repeat, when given (``min_seconds`` is then not used).
 
     Returns:
         (seconds per call of each repeat, calls per repeat).
     """
     for _ in range(warmup):
         fn()
+    if calls is not None:
+        return [_block_seconds(fn, sync, calls) / calls for _ in range(repeats)], calls
     calls = 1
     if min_seconds > 0:
         calls = max(1, math.ceil(min_seconds / max(_block_seconds(fn, sync, 1), 1e-6)))
@@ -175,6 +178,13 @@ def first_layer_input_grad(model: Sequential, optimizer: Any, x: Any, y: Any) ->
     finally:
         del layer.backward
     return any(seen)
+
+
+def minilottery_step(name: str, device: str, config: BenchConfig) -> tuple[Callable[[], Any], Callable[[], None]]:
+    """``train_step`` of model ``name`` (all-ones masks, Adam) over synthetic batches in turn, and its sync."""
+    model, optimizer = _training_setup(name, device, config.seed)
+    batch_cycle = itertools.cycle(synthetic_batches(device, config.batch_size, 10, config.seed))
+    return (lambda: train_step(model, optimizer, *next(batch_cycle))), device_sync(device)
 
 
 def time_train_step(name: str, device: str, config: BenchConfig) -> dict[str, Any]:

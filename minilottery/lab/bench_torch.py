@@ -4,7 +4,8 @@
 PyTorch is an optional comparison, never a dependency: it is imported only inside the functions of the step, and
 the script runs in an interpreter of the user's choice (``--torch-python``).
 
-* ``minilottery bench --compare-torch``: the same masked Adam training step in PyTorch (``time_torch_step``).
+* ``minilottery bench --compare-torch``: the same masked Adam training step in PyTorch, timed in alternating blocks
+  with minilottery's (``compare_with_torch``).
 * ``minilottery bench --vs-torch-script``: one network of the demo (``minilottery demo``: LeNet-300-100 on MNIST,
   5,000 iterations, the whole validation and test sets evaluated every 100), whole process against whole process.
   PyTorch's side is ``benchmarks/torch_peer.py``, what a PyTorch user would write (``nn.Sequential``,
@@ -37,7 +38,14 @@ import numpy as np
 
 from minilottery.data import load_mnist, mnist
 from minilottery.lab import threads
-from minilottery.lab.bench_steps import INPUT_SHAPE, LR, synthetic_batches, time_per_call
+from minilottery.lab.bench_steps import (
+    INPUT_SHAPE,
+    LR,
+    MIN_BLOCK_SECONDS,
+    minilottery_step,
+    synthetic_batches,
+    time_per_call,
+)
 from minilottery.layers import Conv2d, Dense, Flatten, MaxPool2d, ReLU, Sequential
 from minilottery.models import build_model
 from minilottery.prune import DENSE_RATE, default_rates, full_masks, magnitude_prune, one_shot_rates
@@ -93,8 +101,8 @@ def torch_network(name: str, seed: int) -> Any:
     return torch.nn.Sequential(*modules)
 
 
-def time_torch_step(name: str, device: str, config: BenchConfig) -> dict[str, Any]:
-    """The same masked Adam training step in PyTorch on the same device; needs ``torch`` installed.
+def torch_step(name: str, device: str, config: BenchConfig) -> tuple[Callable[[], None], Callable[[], None]]:
+    """PyTorch's masked Adam training step for model ``name`` on ``device`` and its sync; needs ``torch``.
 
     On the CPU PyTorch computes with as many threads as minilottery's BLAS has now (``threads.describe``, inside
     the bench's ``--threads`` limit): PyTorch's own default is one per core, which would compare two cores with one.
@@ -125,10 +133,35 @@ def time_torch_step(name: str, device: str, config: BenchConfig) -> dict[str, An
             for p, m in masks.items():
                 p.mul_(m)  # ... and stay exactly zero
 
-    sync = torch.cuda.synchronize if device == "gpu" else (lambda: None)
-    times, _ = time_per_call(step, sync, config.repeats, warmup=config.warmup)
+    return step, (torch.cuda.synchronize if device == "gpu" else (lambda: None))
+
+
+def compare_with_torch(name: str, device: str, config: BenchConfig) -> dict[str, Any]:
+    """minilottery's training step and PyTorch's, timed in alternating blocks (ours, theirs, ours, ...).
+
+    Each of ``config.repeats`` pairs times the same number of steps on each side (as many as make one of our
+    blocks last ``MIN_BLOCK_SECONDS``), so a change in the machine's load falls on both sides of a pair alike.
+    The ratio is the median over the pairs of our time / PyTorch's; its spread is the pairs' quartiles.
+    """
+    import torch
+
+    ours, our_sync = minilottery_step(name, device, config)
+    theirs, their_sync = torch_step(name, device, config)
+    for _ in range(config.warmup):
+        ours()
+        theirs()
+    calls = max(1, math.ceil(MIN_BLOCK_SECONDS / max(time_per_call(ours, our_sync, 1)[0][0], 1e-6)))
+    our_ms, their_ms = [], []
+    for _ in range(config.repeats):
+        our_ms.append(1e3 * time_per_call(ours, our_sync, 1, warmup=0, min_seconds=0, calls=calls)[0][0])
+        their_ms.append(1e3 * time_per_call(theirs, their_sync, 1, warmup=0, min_seconds=0, calls=calls)[0][0])
+    ratios = [a / b for a, b in zip(our_ms, their_ms)]
+    quartiles = np.percentile(ratios, [25, 50, 75])
     return {"torch_version": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "torch_ms_per_step": 1e3 * statistics.median(times)}
+            "torch_ms_per_step": statistics.median(their_ms), "paired_ms_per_step": statistics.median(our_ms),
+            "ratio_vs_torch": float(quartiles[1]), "ratio_vs_torch_spread": [float(quartiles[0]),
+                                                                              float(quartiles[2])],
+            "torch_pairs": config.repeats, "torch_steps_per_block": calls}
 
 
 # -- --vs-torch-script: minilottery's side ------------------------------------------------------------------

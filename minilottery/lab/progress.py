@@ -113,6 +113,7 @@ class Plan:
         seconds_per_training: ``time_training``'s estimate (None: not timed, nothing left to train).
         parallel: trainings that run at once (trials on W worker processes: W).
         where: how the trials are spread ("this process", "2 local processes", ...; "" for one run).
+        arm_workers: processes that train a round's arms at the same time (``imp --workers``; 1: in turn).
     """
 
     config: IMPConfig
@@ -126,6 +127,7 @@ class Plan:
     parallel: int = 1
     where: str = ""
     steps: int = field(default=TIMED_STEPS)
+    arm_workers: int = 1
 
     @property
     def total(self) -> int:
@@ -146,6 +148,9 @@ class Plan:
         """The estimated wall-clock time of what is left (None: not timed)."""
         if self.seconds_per_training is None:
             return None
+        if self.arm_workers > 1:  # a round takes as long as its arms' turns on the workers: ceil(arms / workers)
+            turns = [1] + [-(-len(self.config.arms) // self.arm_workers)] * (len(self.percents) - 1)
+            return self.seconds_per_training * sum(sum(turns[n:]) for n in self.read_back)
         runs_left = sum(1 for n in self.read_back if n < len(self.percents))
         return self.seconds_per_training * self.left / max(1, min(self.parallel, runs_left))
 
@@ -191,6 +196,9 @@ class Plan:
         if self.seconds is None:
             return "not timed"
         spread = f", {self.parallel} at a time if the cores keep up" if self.parallel > 1 else ""
+        if self.arm_workers > 1:
+            at_once = min(self.arm_workers, len(self.config.arms))
+            spread = f", each round's arms {at_once} at a time on {self.arm_workers} processes"
         return (f"about {duration(self.seconds)} for {self.left} trainings{spread} (an estimate, extrapolated from "
                 f"{self.steps} timed training steps and one evaluation pass here)")
 

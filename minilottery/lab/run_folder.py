@@ -54,11 +54,12 @@ def run_imp_in_folder(
     on_round: Callable[[RoundResult], None] | None = None,
     on_read_back: Callable[[RoundResult], None] | None = None,
     kernels: Callable[[Any], Any] | None = None,
+    train_arms: Callable[..., Any] | None = None,
 ) -> IMPResult:
     """``run_imp`` recorded in ``out_dir``: a new run starts there, an interrupted (or extended) one continues.
 
     Args:
-        config, data, device, progress, on_round, kernels: as ``run_imp`` takes them.
+        config, data, device, progress, on_round, kernels, train_arms: as ``run_imp`` takes them.
         on_read_back: called instead of ``on_round`` with each round read back from ``out_dir`` rather than
             trained (None: ``on_round`` is called for those rounds too).
         out_dir: the run folder (created if new).
@@ -85,7 +86,7 @@ def run_imp_in_folder(
                 call(rnd)
 
         result = run_imp(config, data, store=store, device=device, progress=progress, on_round=report,
-                         kernels=kernels)
+                         kernels=kernels, train_arms=train_arms)
     result.out_dir = store.path
     return result
 

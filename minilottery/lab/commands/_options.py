@@ -61,13 +61,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 
 def add_kernels_option(parser: argparse.ArgumentParser) -> None:
     """--sparse-kernels: how a pruned network's dense layers train (``minilottery.lab.sparse_training``)."""
-    # "off" by default until the gain is measured on an idle machine: sparse steps agree with the masked dense
-    # ones to float rounding, not bit for bit, so the runs recorded so far are only reproduced exactly with "off"
-    parser.add_argument("--sparse-kernels", choices=MODES, default="off",
-                        help=f"train pruned dense layers over their kept weights only: auto (layers of at least "
-                             f"{SPARSE_MIN_WEIGHTS:,} weights keeping at most {100 * SPARSE_DENSITY:g}%% of them, "
-                             "on the CPU), on (every dense layer), off (masked dense layers, as the paper) "
-                             "(default: off)")
+    # "auto" by default: a sparse step agrees with the masked dense one to float rounding, not bit for bit, so a
+    # run that prunes below SPARSE_DENSITY differs in the last bits from one trained with "off" (the paper's way)
+    parser.add_argument("--sparse-kernels", choices=MODES, default="auto",
+                        help=f"train pruned dense layers over their kept weights only: auto (on the CPU, layers of "
+                             f"at least {SPARSE_MIN_WEIGHTS:,} weights keeping at most {100 * SPARSE_DENSITY:g}%% "
+                             "of them, and a smaller one right after those when the compiled loops run), on (every "
+                             "dense layer), off (masked dense layers, as the paper: the numbers of runs made "
+                             "before 0.3, bit for bit) (default: auto)")
+
+
+def add_workers_option(parser: argparse.ArgumentParser, default: int = 1) -> None:
+    """--workers: train each round's arms at the same time in N processes (``minilottery.lab.arm_pool``)."""
+    parser.add_argument("--workers", type=int, default=default, metavar="N",
+                        help="train each round's arms (the ticket and its controls) at the same time in N worker "
+                             "processes, each with --threads BLAS threads; the numbers are the same bit for bit "
+                             f"(default: {default})")
 
 
 def round_list(text: str) -> list[int]:

@@ -18,14 +18,18 @@ the end it prints the results table and draws the figures into DIR/figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import sys
 from typing import Any
 
 from minilottery import backend
+from minilottery.checks import check_int
 from minilottery.data import LOADERS
 from minilottery.imp import CONTROLS, IMPConfig, RoundResult
 from minilottery.lab import threads
+from minilottery.lab.arm_pool import ArmPool
 from minilottery.lab.commands._checks import check_out_dir
 from minilottery.lab.commands._options import (
     PRESET_NOTE,
@@ -33,6 +37,7 @@ from minilottery.lab.commands._options import (
     add_kernels_option,
     add_run_options,
     add_training_options,
+    add_workers_option,
 )
 from minilottery.lab.presets import PRESETS, config_from_options
 from minilottery.lab.progress import Plan, RunBar, planned_percents, time_training
@@ -49,6 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    description=__doc__.split("\n\n")[0])
     add_experiment_arguments(parser)
     add_kernels_option(parser)  # imp's own: trials trains in its workers, which take no kernels yet
+    add_workers_option(parser)  # imp's own: trials' --workers spreads whole trials instead
     threads.add_argument(parser)
     parser.set_defaults(func=run, resumes=True)  # an interrupted run continues: cli.main says so
     return parser
@@ -148,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
     from minilottery.data import DataError
 
     config = config_from_args(args)  # bad options fail before any data is loaded or DIR is touched
+    check_int("--workers", args.workers, low=1, hint="processes that train a round's arms at once, e.g. 2")
     n_threads = threads.resolve(args.threads)
     device = backend.use(args.device).name if args.device else backend.default_device()
     check_out_dir(args.out)  # a file, a read-only or full disk at --out fails now, before the data loads
@@ -158,9 +165,14 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"minilottery {getattr(args, 'command', 'imp')}: error: {one_line(exc)}", file=sys.stderr)  # or demo
         return 1
-    with threads.limit(n_threads):
-        plan = make_plan(config, data, args, device, n_threads, [(config, args.out)])
+    workers = min(args.workers, len(config.arms))  # more than a round's arms would idle
+    with threads.limit(n_threads), contextlib.ExitStack() as stack:
+        plan = make_plan(config, data, args, device, n_threads, [(config, args.out)], arm_workers=workers)
         print("\n".join(plan.lines()), flush=True)
+        train_arms = None  # in turn, in this process
+        if workers > 1 and plan.left:
+            loader = functools.partial(load_data, config.dataset, args.data_dir)  # each worker reads its own
+            train_arms = stack.enter_context(ArmPool(workers, loader, n_threads))
         with RunBar(plan.left, enabled=not args.no_progress) as bar:
             def trained(rnd: RoundResult) -> None:
                 bar.write(round_line(rnd))
@@ -168,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 
             result = run_imp_in_folder(config, data, args.out, overwrite=args.overwrite, device=device,
                                        progress=not args.no_progress, on_round=trained,
-                                       kernels=SparseKernels(args.sparse_kernels),
+                                       kernels=SparseKernels(args.sparse_kernels), train_arms=train_arms,
                                        on_read_back=lambda rnd: bar.write(round_line(rnd, read_back=True)))
     print()
     print(format_table(result.summary()))
