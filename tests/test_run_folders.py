@@ -253,3 +253,15 @@ def test_the_thread_count_is_recorded_and_a_resume_with_another_warns(data, tmp_
         run_imp_in_folder(small_config(rounds=2), data, out, progress=False)
     record = runs.read_json(out / "config.json")
     assert record["environment"] == recorded and [e["threads"] for e in record["resumed_with"]] == [2]
+
+
+def test_a_run_recorded_with_a_fixed_evaluation_batch_continues_under_the_budget(data, tmp_path):
+    """Runs made before 0.3 record "eval_batch_size": 100; the default is now None (a memory budget). That says how
+    to evaluate, not what the run is: the run continues, while another iteration count is still refused."""
+    out = tmp_path / "run"
+    run_imp_in_folder(small_config(rounds=1, eval_batch_size=100), data, out, progress=False)
+    assert runs.read_json(out / "config.json")["train"]["eval_batch_size"] == 100
+    result = run_imp_in_folder(small_config(rounds=2), data, out, progress=False)  # eval_batch_size None
+    assert len(result.rounds) == 3
+    with pytest.raises(ValueError, match="differs in: iterations 12 vs 13"):
+        run_imp_in_folder(small_config(rounds=2, iterations=13), data, out, progress=False)

@@ -18,7 +18,16 @@ from minilottery.lab.cli import main
 from minilottery.loss import softmax_cross_entropy
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
-from minilottery.training import NonFiniteLossError, TrainConfig, check_data, evaluate, save_metrics, train, train_step
+from minilottery.training import (
+    NonFiniteLossError,
+    TrainConfig,
+    check_data,
+    evaluate,
+    evaluation_batch,
+    save_metrics,
+    train,
+    train_step,
+)
 from tests.helpers import on_device
 
 # These trainings are a few iterations long on purpose, so most end at chance level; the warning that says
@@ -144,6 +153,29 @@ def test_evaluate_matches_direct_computation_and_restores_mode(device):
         assert loss == pytest.approx(float(expected_loss), rel=1e-5)
         assert acc == pytest.approx(expected_acc)
     assert all(layer.training for layer in model.layers)
+
+
+def test_evaluation_batch_from_the_memory_budget(device):
+    lenet, conv = build_model("lenet_300_100"), build_model("conv2", input_shape=(1, 28, 28))
+    budget, (low, high) = train_module.EVAL_BATCH_BYTES, train_module.EVAL_BATCH_BOUNDS
+    # LeNet's largest array per example is its 784-pixel input; Conv-2's, its second convolution's im2col matrix
+    assert evaluation_batch(lenet, (1, 28, 28)) == max(low, min(high, budget["cpu"] // (784 * 4)))
+    assert evaluation_batch(conv, (1, 28, 28)) == max(low, min(high, budget["cpu"] // (3 * 3 * 64 * 24 * 24 * 4)))
+    assert evaluation_batch(conv, (1, 28, 28)) == low < evaluation_batch(lenet, (1, 28, 28)) < high
+    conv.train()
+    evaluation_batch(conv, (1, 28, 28))
+    assert all(layer.training for layer in conv.layers)  # the mode is restored
+    on = on_device(lenet, device)
+    assert evaluation_batch(on, (1, 28, 28)) == max(low, min(high, budget.get(device, budget["cpu"]) // (784 * 4)))
+
+
+def test_evaluate_by_the_budget_equals_fixed_batches():
+    data = synthetic()
+    model = build_model("lenet_300_100")
+    assert TrainConfig().eval_batch_size is None  # the budget is the default
+    loss, accuracy = evaluate(model, data.x_test, data.y_test)
+    fixed_loss, fixed_accuracy = evaluate(model, data.x_test, data.y_test, batch_size=7)
+    assert accuracy == fixed_accuracy and loss == pytest.approx(fixed_loss, rel=1e-6)
 
 
 def test_snapshots_are_host_copies_at_the_requested_iterations(device):

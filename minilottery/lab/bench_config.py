@@ -36,7 +36,8 @@ class BenchConfig:
         repeats: timed repeats per measurement (the median is reported).
         warmup: untimed steps before timing.
         batch_size: training batch (the paper's 60).
-        eval_batch_size: evaluation batch (``evaluate``'s 100).
+        eval_batch_size: evaluation batch (100, the one runs used before 0.3; training now takes it from a memory
+            budget, ``minilottery.training.evaluation_batch``).
         eval_repeats: timed evaluation batches.
         peak_size: side of the square product for ``peak_gflops`` (None: ``default_peak_size``).
         peak_repeats: timed square products (the best is reported).
@@ -54,7 +55,7 @@ class BenchConfig:
     repeats: int = 20
     warmup: int = 5
     batch_size: int = TrainConfig.batch_size
-    eval_batch_size: int = TrainConfig.eval_batch_size
+    eval_batch_size: int = 100
     eval_repeats: int = 3
     peak_size: int | None = None
     peak_repeats: int = 5

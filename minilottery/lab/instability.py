@@ -88,7 +88,7 @@ def network(config: IMPConfig, input_shape: tuple[int, ...], weights: Mapping[st
 
 
 def path_errors(model: Any, a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], x: Any, y: Any,
-                alpha_values: Sequence[float], batch_size: int = 100) -> list[float]:
+                alpha_values: Sequence[float], batch_size: int | None = None) -> list[float]:
     """Test error (a fraction) of ``model`` holding ``interpolate(a, b, α)`` for every α of ``alpha_values``.
 
     Args:

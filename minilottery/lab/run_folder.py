@@ -338,12 +338,20 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [f"{key} {_show(a.get(key))} vs {_show(b.get(key))}" for key in changed]
 
 
+# Train options that say how, not what: a run folder continues under another value (runs made before 0.3 record an
+# evaluation batch of 100; the default now comes from a memory budget, which changes only the mean loss's last bits)
+HOW_NOT_WHAT = ("eval_batch_size",)
+
+
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
     """Nested config -> flat names: the train options under their own names (``iterations``), clashes and
     the data description prefixed (``train.seed``, ``data.train``). What config.json records about the machines
-    the run ran on (``environment``, ``resumed_with``) is left out: it is not part of the config."""
+    the run ran on (``environment``, ``resumed_with``) is left out: it is not part of the config; nor are the
+    options of ``HOW_NOT_WHAT``."""
     flat = {k: v for k, v in d.items() if not isinstance(v, dict) and k != "resumed_with"}  # a record, not config
     for k, v in (d.get("train") or {}).items():
+        if k in HOW_NOT_WHAT:
+            continue
         flat[f"train.{k}" if k in flat else k] = v
     for k, v in (d.get("data") or {}).items():
         flat[f"data.{k}"] = v
