@@ -321,6 +321,8 @@ def train(
     stepped = contextlib.nullcontext(model) if kernels is None else kernels(model)
     with np.errstate(over="ignore", invalid="ignore"), stepped as net:  # net: what the steps run on (the model)
         optimizer = make_optimizer(config.optimizer, net, config.lr, **config.optimizer_kwargs())
+        # found once, not at each evaluation: its one-example pass would resize Conv2d's workspaces every time
+        eval_batch = config.eval_batch_size or evaluation_batch(net, tuple(x_val.shape[1:]))
         try:
             order = None
             for iteration in range(1, config.iterations + 1):
@@ -337,8 +339,8 @@ def train(
                     losses = to_numpy(xp.stack(pending))  # (steps since last eval,): one copy, one sync
                     _check_finite(losses, iteration - len(losses) + 1, config)
                     pending = []
-                    val_loss, val_acc = evaluate(net, x_val, y_val, config.eval_batch_size)
-                    test_loss, test_acc = evaluate(net, x_test, y_test, config.eval_batch_size)
+                    val_loss, val_acc = evaluate(net, x_val, y_val, eval_batch)
+                    test_loss, test_acc = evaluate(net, x_test, y_test, eval_batch)
                     for key, value in zip(HISTORY_KEYS, (iteration, float(losses.mean()), val_loss, val_acc,
                                                          test_loss, test_acc)):
                         history[key].append(value)
