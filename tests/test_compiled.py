@@ -1,8 +1,8 @@
 """The compiled loops (minilottery.compiled) against their NumPy twins, which stay the specification.
 
 Adam's fused loop must give ``Adam.step``'s NumPy passes bit for bit (the same float operations in the same
-order); the sampled product must give the NumPy gathers' numbers within float rounding (its sums run in
-another order). Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a
+order); the sampled product and the CSR products must give the NumPy gathers' and SciPy's numbers within float
+rounding (their sums run in another order), at every batch size, whether compiled for that size or not. Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a
 missing Numba fails these tests instead of skipping them.
 """
 
@@ -116,3 +116,30 @@ def test_csr_loops_equal_scipy_products(dtype):
     np.testing.assert_allclose(forward, matrix @ x_t, **tolerance)
     np.testing.assert_allclose(backward, matrix.T @ d_t, **tolerance)
     np.testing.assert_allclose(forward, weight.astype(dtype) @ x_t, **tolerance)
+
+
+@pytest.mark.parametrize("batch", [1, 7, 60, compiled.EXACT_BATCH_MAX, compiled.EXACT_BATCH_MAX + 13])
+def test_loops_agree_at_every_batch_size(batch):
+    """Up to EXACT_BATCH_MAX the loops are compiled for the batch size; above it one version reads it at run time.
+    Rows of 0 to 9 kept weights exercise the CSR loop's groups of four and the remainder after them."""
+    import scipy.sparse
+
+    rng = np.random.default_rng(batch)
+    weight = rng.standard_normal((12, 30)) * (rng.random((12, 30)) < np.linspace(0.0, 0.3, 12)[:, None])
+    matrix = scipy.sparse.csr_matrix(weight.astype(np.float32))
+    rows, cols = np.nonzero(weight)
+    x_t = rng.standard_normal((30, batch)).astype(np.float32)
+    d_t = rng.standard_normal((12, batch)).astype(np.float32)
+    tolerance = dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(compiled.csr_times(matrix.indptr, matrix.indices, matrix.data, x_t, 12),
+                               matrix @ x_t, **tolerance)
+    np.testing.assert_allclose(compiled.csr_transposed_times(matrix.indptr, matrix.indices, matrix.data, d_t, 30),
+                               matrix.T @ d_t, **tolerance)
+    np.testing.assert_allclose(compiled.sampled_product(d_t, x_t, rows, cols),
+                               sampled_product(d_t, x_t, rows, cols), **tolerance)
+
+
+def test_loops_refuse_arrays_of_two_batch_sizes():
+    rows = cols = np.zeros(3, dtype=np.int64)
+    with pytest.raises(ValueError, match="differ in the batch"):
+        compiled.sampled_product(np.ones((4, 60), np.float32), np.ones((5, 61), np.float32), rows, cols)

@@ -143,7 +143,9 @@ class SparseDense(Layer):
             self.grads["W"] = sampled_product(dout_t, self._x_t, self.rows, self.cols)  # (nnz,)
         else:  # (out, N) @ (N, in) -> (out, in), read at the kept positions -> (nnz,)
             self.grads["W"] = (dout_t @ self._x_t.T)[self.rows, self.cols]
-        self.grads["b"] = dout_t.sum(axis=1)  # (out, N) -> (out,)
+        # (out, N) @ (N,) -> (out,): the sum over the batch as a matrix-vector product, which is several times
+        # faster than NumPy's sum along rows this short (60 at the paper's batch)
+        self.grads["b"] = dout_t @ xp.ones(dout_t.shape[1], dtype=dout_t.dtype)
         if not input_grad:
             return None
         dx_t = self._products_now().transposed_times(dout_t)  # (in, out) sparse @ (out, N) -> (in, N)
