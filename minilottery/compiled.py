@@ -18,8 +18,8 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 Numba is the ``fast`` extra (``pip install "minilottery[fast]"``). Without it, or with the environment variable
 ``MINILOTTERY_COMPILED=0``, ``enabled()`` is False and every caller runs its NumPy twin. The loops run on plain
 C-contiguous NumPy arrays only (``fits``); CuPy arrays and the strict test backend take the NumPy twin's path,
-which is written with ``xp``. The first call of a loop compiles it (about a second) and caches the machine code
-next to this file, so later processes load it.
+which is written with ``xp``. The first call of a loop compiles it (about a second; the sparse loops once per
+training batch size) and caches the machine code next to this file, so later processes load it.
 """
 
 from __future__ import annotations

@@ -92,7 +92,6 @@ class Adam(WorkArrays, ReferenceAdam):
         beta1, beta2 = self.betas
         use_loop = compiled.enabled()
         for name, param, grad, mask in self._parameters_with_gradients():
-            xp = get_array_module(param)
             state = self._state_for(name, param, ("m", "v"))
             t = state["step"] = state.get("step", 0) + 1  # a Python int: no device sync
             m, v = state["m"], state["v"]
@@ -106,6 +105,7 @@ class Adam(WorkArrays, ReferenceAdam):
                 compiled.adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
                                      beta2=beta2, eps_hat=eps_hat, step_size=step_size)
                 continue
+            xp = get_array_module(param)
             d, tmp = self._scratch_for(name, param, 2)
             self._masked_gradient(grad, param, self.weight_decay, mask, out=d)  # d = (g + wd * p) * mask
             # v = beta2 * v + (1 - beta2) * d**2
