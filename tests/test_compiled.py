@@ -2,8 +2,9 @@
 
 Adam's fused loop must give ``Adam.step``'s NumPy passes bit for bit (the same float operations in the same
 order); the sampled product and the CSR products must give the NumPy gathers' and SciPy's numbers within float
-rounding (their sums run in another order), at every batch size, whether compiled for that size or not. Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a
-missing Numba fails these tests instead of skipping them.
+rounding (their sums run in another order), at every batch size, whether compiled for that size or not.
+Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a missing Numba
+fails these tests instead of skipping them.
 """
 
 from __future__ import annotations
