@@ -143,8 +143,8 @@ class SparseDense(Layer):
             self.grads["W"] = sampled_product(dout_t, self._x_t, self.rows, self.cols)  # (nnz,)
         else:  # (out, N) @ (N, in) -> (out, in), read at the kept positions -> (nnz,)
             self.grads["W"] = (dout_t @ self._x_t.T)[self.rows, self.cols]
-        # (out, N) @ (N,) -> (out,): the sum over the batch as a matrix-vector product, which is several times
-        # faster than NumPy's sum along rows this short (60 at the paper's batch)
+        # (out, N) @ (N,) -> (out,): the sum over the batch as a matrix-vector product, which is faster than
+        # NumPy's sum along rows this short (60 at the paper's batch)
         self.grads["b"] = dout_t @ xp.ones(dout_t.shape[1], dtype=dout_t.dtype)
         if not input_grad:
             return None
