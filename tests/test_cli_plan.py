@@ -10,6 +10,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -272,3 +273,23 @@ def test_trials_with_more_rounds_extend_every_trial(synthetic, tmp_path, capsys)
     assert runs.read_json(extended / "summary.json") == runs.read_json(tmp_path / "whole" / "summary.json")
     assert runs.read_json(extended / "trials.json")["config"] == longer.to_dict()  # the new config, recorded
 
+
+
+def test_estimate_leaves_out_what_a_training_does_once(monkeypatch):
+    """A cost paid once, at the first evaluation (CuPy compiling its kernels on a GPU), is not scaled up to every
+    evaluation of a training: with a first call that sleeps ``once`` seconds, the estimate of a training of 12
+    iterations (3 evaluations, a few milliseconds each) stays under ``once``; scaled, it would be 3 times it."""
+    from minilottery.lab import progress
+
+    once, calls, evaluate = 2.0, [], progress.evaluate
+
+    def slow_first_call(*args, **kwargs):
+        if not calls:
+            time.sleep(once)
+        calls.append(args)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(progress, "evaluate", slow_first_call)
+    seconds = progress.time_training(small_config(), synthetic_data(), "cpu", steps=2)
+    assert len(calls) >= 3  # the warm-up and the timed validation and test passes
+    assert seconds < once

@@ -36,7 +36,7 @@ from minilottery.imp import ArmResult, IMPConfig, RoundResult, next_masks, stop_
 from minilottery.models import build_model
 from minilottery.optim import make_optimizer
 from minilottery.prune import default_rates, full_masks, sparsity
-from minilottery.training import evaluate, train_step
+from minilottery.training import evaluate, evaluation_batch, train_step
 
 TIMED_STEPS = 20  # training steps timed for the estimate (after one untimed warm-up step)
 
@@ -79,23 +79,31 @@ def time_training(config: IMPConfig, data: Any, device: str, steps: int = TIMED_
     evaluation pass (validation and test sets) are timed, then scaled to ``config.train.iterations`` steps and
     their evaluations (one every ``eval_every`` iterations and one at the end).
 
-    Every step trains on the same first batch: only the time matters, not what is learnt.
+    Every step trains on the same first batch: only the time matters, not what is learnt. What a training does
+    once, not at every step or evaluation, is left out of the clock as it is of the scaling: the first step and a
+    first evaluation batch run untimed (allocations; on a GPU, CuPy compiles each kernel at its first call, which
+    can take longer than a whole evaluation pass), and the evaluation sets are on the device before the clock
+    starts, as ``training.train`` moves them there once.
     """
     train = config.train
     model = build_model(config.model, tuple(data.x_train.shape[1:]), seed=config.seed).to(device)
     optimizer = make_optimizer(train.optimizer, model, train.lr, **train.optimizer_kwargs())
     x = to_device(data.x_train[:train.batch_size], device)  # (B, C, H, W)
     y = to_device(data.y_train[:train.batch_size], device)  # (B,)
+    x_val, y_val = to_device(data.x_val, device), to_device(data.y_val, device)
+    x_test, y_test = to_device(data.x_test, device), to_device(data.y_test, device)
+    eval_batch = train.eval_batch_size or evaluation_batch(model, tuple(x_val.shape[1:]))
     with np.errstate(over="ignore", invalid="ignore"):  # the loss does not matter here, only the clock
-        float(train_step(model, optimizer, x, y))  # warm-up: allocations, and kernel compilation on a GPU
+        float(train_step(model, optimizer, x, y))  # warm-up of the step
+        evaluate(model, x_val[:eval_batch], y_val[:eval_batch], eval_batch)  # warm-up of the evaluation
         started = time.perf_counter()
         for _ in range(steps):
             loss = train_step(model, optimizer, x, y)
         float(loss)  # waits for the device to finish every step
         step = (time.perf_counter() - started) / steps
         started = time.perf_counter()
-        evaluate(model, data.x_val, data.y_val, train.eval_batch_size)
-        evaluate(model, data.x_test, data.y_test, train.eval_batch_size)
+        evaluate(model, x_val, y_val, eval_batch)
+        evaluate(model, x_test, y_test, eval_batch)
         evaluation = time.perf_counter() - started
     return step * train.iterations + evaluation * math.ceil(train.iterations / train.eval_every)
 
