@@ -1,15 +1,19 @@
-"""Compiled CPU loops (Numba), optional: each does in one pass over memory what a chain of NumPy calls does in many.
+"""Compiled loops, optional: each does in one pass over memory what a chain of NumPy (or CuPy) calls does in many.
 
 A NumPy ufunc reads and writes a whole array per operation. The fast Adam (``minilottery.optim.fast``) is 14 such
 passes over every weight (the mask, two moments, their bias-corrected ratio, the update, the mask again); for
 LeNet-300-100's 266,200 weights that is over a third of a training step. ``adam_update`` below reads each weight,
-gradient, mask and moment once and writes the weight and moments once.
+gradient, mask and moment once and writes the weight and moments once. On the GPU the same passes are 14 kernel
+launches per parameter, each costing the host more than the GPU's work on a LeNet layer; ``gpu_adam_update`` is
+them as one CuPy kernel.
 
 Each loop here has a NumPy twin that stays the specification, and a test that they agree:
 
 * ``adam_update`` does the float operations of ``Adam.step``'s NumPy passes, in the same order, in the arrays'
   dtype, with no fast-math and so no fused multiply-add: the results are equal bit for bit
   (``tests/test_compiled.py``);
+* ``gpu_adam_update`` does the same operations on CuPy arrays, compiled without fused multiply-adds
+  (``--fmad=false``): equal bit for bit to the CuPy passes of ``Adam.step`` (a test marked gpu);
 * ``sampled_product`` computes what ``minilottery.lab.sparse_training.sampled_product`` gathers and sums with
   NumPy, summing each dot product in its own order (a reduction may be reordered): equal within float rounding;
 * ``csr_times`` and ``csr_transposed_times`` compute SciPy's CSR and CSC products (``W_csr @ X``, ``W_csr.T @ D``),
@@ -19,13 +23,16 @@ Numba is the ``fast`` extra (``pip install "minilottery[fast]"``). Without it, o
 ``MINILOTTERY_COMPILED=0``, ``enabled()`` is False and every caller runs its NumPy twin. The loops run on plain
 C-contiguous NumPy arrays only (``fits``); CuPy arrays and the strict test backend take the NumPy twin's path,
 which is written with ``xp``. The first call of a loop compiles it (about a second; the sparse loops once per
-training batch size) and caches the machine code next to this file, so later processes load it.
+training batch size) and caches the machine code next to this file, so later processes load it. The GPU kernel
+needs only CuPy (which compiles it at its first call, and caches it); ``MINILOTTERY_COMPILED=0`` turns it off too
+(``gpu_enabled()``).
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -232,5 +239,64 @@ def csr_transposed_times(indptr: Any, cols: Any, values: Any, d_t: Any, n_cols: 
     return out
 
 
+# -- Adam's update on the GPU --------------------------------------------------------------------------------
+
+
+def gpu_enabled() -> bool:
+    """True unless ``MINILOTTERY_COMPILED`` is "0": ``gpu_adam_update`` needs nothing but CuPy itself."""
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def gpu_fits(*arrays: Any) -> bool:
+    """True when every array is a CuPy float32/float64 array of one dtype (what ``gpu_adam_update`` takes)."""
+    if "cupy" not in sys.modules:  # no CuPy array can exist before CuPy is imported
+        return False
+    import cupy
+
+    dtype = arrays[0].dtype
+    if dtype != np.float32 and dtype != np.float64:
+        return False
+    return all(type(a) is cupy.ndarray and a.dtype == dtype for a in arrays)
+
+
+@functools.cache
+def _gpu_adam_kernel(masked: bool, decayed: bool) -> Any:
+    """The CuPy kernel of one Adam update: ``_adam_update_loop``'s body for one element, T the arrays' dtype.
+
+    ``param``, ``m`` and ``v`` are its outputs, read and written in place. One kernel per (masked, decayed) pair,
+    so no element tests a flag; ``--fmad=false`` keeps each multiply and add rounded on its own, as the CuPy
+    passes round them (CUDA would otherwise fuse ``m * beta1 + d * (1 - beta1)`` into a multiply-add).
+    """
+    import cupy
+
+    inputs = ["T grad", *(["T mask"] if masked else []), "T weight_decay", "T beta1", "T one_minus_beta1", "T beta2",
+              "T one_minus_beta2", "T eps_hat", "T step_size"]
+    body = [
+        "T d = grad;",
+        *(["d = param * weight_decay + d;"] if decayed else []),
+        *(["d = d * mask;  // a pruned weight's d is exactly 0"] if masked else []),
+        "v = v * beta2 + (d * d) * one_minus_beta2;",
+        "m = m * beta1 + d * one_minus_beta1;",
+        "param = param - (m / (sqrt(v) + eps_hat)) * step_size;",
+        *(["param = param * mask;  // pruned weights are exactly 0.0 after the step"] if masked else []),
+    ]
+    name = f"minilottery_adam{'_masked' if masked else ''}{'_decayed' if decayed else ''}"
+    return cupy.ElementwiseKernel(", ".join(inputs), "T param, T m, T v", "\n".join(body), name,
+                                  options=("--fmad=false",))
+
+
+def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_decay: float, beta1: float,
+                    beta2: float, eps_hat: float, step_size: float) -> None:
+    """``adam_update`` on CuPy arrays: one kernel launch instead of the passes' 14, the same numbers.
+
+    Call only when ``gpu_enabled()`` and ``gpu_fits(param, grad, m, v[, mask])``. The scalars are passed as
+    scalars of the arrays' dtype, rounded as the passes round a Python float operand.
+    """
+    scalar = param.dtype.type
+    kernel = _gpu_adam_kernel(mask is not None, weight_decay != 0)
+    kernel(grad, *([] if mask is None else [mask]), scalar(weight_decay), scalar(beta1), scalar(1.0 - beta1),
+           scalar(beta2), scalar(1.0 - beta2), scalar(eps_hat), scalar(step_size), param, m, v)
+
+
 __all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "adam_update", "csr_times", "csr_transposed_times", "describe", "enabled",
-           "fits", "sampled_product"]
+           "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits", "sampled_product"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from minilottery import compiled
+from minilottery.backend import to_device, to_numpy
 from minilottery.lab.sparse_training import sampled_product
 from minilottery.layers import Dense, ReLU, Sequential
 from minilottery.optim import Adam
@@ -26,17 +27,20 @@ if compiled._numba() is None:
     pytest.skip("Numba is not installed (the fast extra)", allow_module_level=True)
 
 
-def _adam_run(monkeypatch, switch: str, dtype, masked: bool, weight_decay: float, steps: int = 25):
+def _adam_run(monkeypatch, switch: str, dtype, masked: bool, weight_decay: float, steps: int = 25,
+              device: str = "cpu"):
     """Parameters and Adam state after ``steps`` steps of random gradients, with the compiled loops on or off."""
     monkeypatch.setenv(compiled.ENV_SWITCH, switch)
     rng = np.random.default_rng(7)
     model = Sequential(Dense(20, 30, rng=rng, dtype=dtype), ReLU(), Dense(30, 4, rng=rng, dtype=dtype))
     if masked:  # pruned weights left non-zero, so the loop must zero them itself
         model.set_masks({"0.W": rng.random((30, 20)) > 0.7, "2.W": rng.random((4, 30)) > 0.5})
+    model.to(device)
     optimizer = Adam(model, lr=3e-2, weight_decay=weight_decay)
     for _ in range(steps):
         for layer in (model.layers[0], model.layers[2]):
-            layer.grads = {key: rng.standard_normal(p.shape).astype(dtype) for key, p in layer.params.items()}
+            layer.grads = {key: to_device(rng.standard_normal(p.shape).astype(dtype), device)
+                           for key, p in layer.params.items()}
         optimizer.step()
     return model, optimizer
 
@@ -55,6 +59,33 @@ def test_adam_loop_equals_numpy_passes_bit_for_bit(monkeypatch, dtype, masked, w
             np.testing.assert_array_equal(fused_opt.state[name][key], passes_opt.state[name][key],
                                           err_msg=f"{name} {key}")
         assert fused.parameters()[name].dtype == dtype
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
+def test_gpu_adam_kernel_equals_cupy_passes_bit_for_bit(monkeypatch, dtype, masked, weight_decay):
+    fused, fused_opt = _adam_run(monkeypatch, "1", dtype, masked, weight_decay, device="gpu")
+    passes, passes_opt = _adam_run(monkeypatch, "0", dtype, masked, weight_decay, device="gpu")
+    assert passes_opt._scratch != {}, "the CuPy passes did not run with the kernel switched off"
+    assert fused_opt._scratch == {}, "the GPU kernel did not run"
+    for name, value in passes.parameters().items():
+        assert compiled.gpu_fits(value)
+        np.testing.assert_array_equal(to_numpy(fused.parameters()[name]), to_numpy(value), err_msg=name)
+        for key in ("m", "v"):
+            np.testing.assert_array_equal(to_numpy(fused_opt.state[name][key]), to_numpy(passes_opt.state[name][key]),
+                                          err_msg=f"{name} {key}")
+        assert fused.parameters()[name].dtype == dtype
+    if masked:
+        for name, mask in fused.masks().items():
+            pruned = to_numpy(mask) == 0
+            assert pruned.any() and np.all(to_numpy(fused.parameters()[name])[pruned] == 0.0), name
+
+
+def test_arrays_the_gpu_kernel_does_not_take_go_the_numpy_way():
+    a = np.zeros((4, 6), np.float32)
+    assert not compiled.gpu_fits(a, a.copy())  # host arrays: the Numba loop or the NumPy passes
 
 
 def test_adam_loop_keeps_pruned_weights_and_state_exactly_zero(monkeypatch):

@@ -84,13 +84,14 @@ class Adam(WorkArrays, ReferenceAdam):
     made. This rounds differently from the reference in the last bits only.
 
     On plain NumPy arrays, when Numba is installed, the passes run fused in one loop
-    (``minilottery.compiled.adam_update``), with the same numbers bit for bit.
+    (``minilottery.compiled.adam_update``), and on CuPy arrays as one kernel (``compiled.gpu_adam_update``), each
+    with the same numbers bit for bit.
     """
 
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
         beta1, beta2 = self.betas
-        use_loop = compiled.enabled()
+        use_loop, use_kernel = compiled.enabled(), compiled.gpu_enabled()
         for name, param, grad, mask in self._parameters_with_gradients():
             state = self._state_for(name, param, ("m", "v"))
             t = state["step"] = state.get("step", 0) + 1  # a Python int: no device sync
@@ -100,10 +101,15 @@ class Adam(WorkArrays, ReferenceAdam):
             # same value with the corrections folded in, so float32 stays float32 and no m_hat or v_hat is made.
             root_c2 = math.sqrt(1.0 - beta2**t)
             eps_hat, step_size = self.eps * root_c2, self.lr * root_c2 / (1.0 - beta1**t)
-            if use_loop and compiled.fits(param, grad, m, v, *([] if mask is None else [mask])):
+            arrays = (param, grad, m, v, *([] if mask is None else [mask]))
+            if use_loop and compiled.fits(*arrays):
                 # the passes below, fused into one loop over memory: the same numbers, bit for bit
                 compiled.adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
                                      beta2=beta2, eps_hat=eps_hat, step_size=step_size)
+                continue
+            if use_kernel and compiled.gpu_fits(*arrays):  # the same, as one GPU kernel
+                compiled.gpu_adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
+                                         beta2=beta2, eps_hat=eps_hat, step_size=step_size)
                 continue
             xp = get_array_module(param)
             d, tmp = self._scratch_for(name, param, 2)
