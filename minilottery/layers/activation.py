@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minilottery.backend import get_array_module
 from minilottery.layers.base import Layer
 
 
@@ -19,7 +20,11 @@ class ReLU(Layer):
 
     def forward(self, x: Any) -> Any:
         self._positive = x > 0
-        return x * self._positive
+        # written into an array laid out as x is (empty_like keeps the layout): NumPy's x * mask would keep it by
+        # itself, CuPy's returns C order, and a convolution's channel-major output must reach the pooling layer
+        # as it left the convolution (tests/test_conv_layout.py)
+        xp = get_array_module(x)
+        return xp.multiply(x, self._positive, out=xp.empty_like(x))
 
     def backward(self, dout: Any) -> Any:
         ### BEGIN SOLUTION relu_backward
