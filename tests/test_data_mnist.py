@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from minilottery.data import DataError, load_mnist, mnist
-from minilottery.data.dataset import split_validation
+from minilottery.data.dataset import split_validation, to_unit_float
 from tests.helpers import (
     assert_small_data_set,
     assert_split_is_seeded,
@@ -73,6 +73,16 @@ def test_split_is_deterministic_and_seeded(tmp_path):
     checksums = write_mnist(tmp_path)
     assert_split_is_seeded(
         lambda seed: load_mnist(tmp_path, download=False, validation_size=10, seed=seed, checksums=checksums), 1)
+
+
+def test_to_unit_float_scales_every_pixel_and_leaves_the_images_alone():
+    images = np.arange(256, dtype=np.uint8).reshape(4, 1, 8, 8)
+    before = images.copy()
+    scaled = to_unit_float(images)
+    assert scaled.dtype == np.float32 and scaled.shape == images.shape
+    np.testing.assert_array_equal(scaled, images.astype(np.float32) / np.float32(255.0))  # bit for bit
+    assert scaled.min() == 0.0 and scaled.max() == 1.0
+    np.testing.assert_array_equal(images, before)
 
 
 def test_split_validation_checks_size():
