@@ -17,15 +17,17 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 * ``sampled_product`` computes what ``minilottery.lab.sparse_training.sampled_product`` gathers and sums with
   NumPy, summing each dot product in its own order (a reduction may be reordered): equal within float rounding;
 * ``csr_times`` and ``csr_transposed_times`` compute SciPy's CSR and CSC products (``W_csr @ X``, ``W_csr.T @ D``),
-  the first adding the kept products four at a time: equal within float rounding.
+  the first adding the kept products four at a time: equal within float rounding;
+* ``max_pool`` computes ``MaxPool2d.forward``'s maximum and its offset in one pass instead of one per window
+  offset: equal, up to the sign of a zero (a window of 0.0 and -0.0).
 
 Numba is the ``fast`` extra (``pip install "minilottery[fast]"``). Without it, or with the environment variable
 ``MINILOTTERY_COMPILED=0``, ``enabled()`` is False and every caller runs its NumPy twin. The loops run on plain
 C-contiguous NumPy arrays only (``fits``); CuPy arrays and the strict test backend take the NumPy twin's path,
 which is written with ``xp``. The first call of a loop compiles it (about a second; the sparse loops once per
-training batch size) and caches the machine code next to this file, so later processes load it. The GPU kernel
-needs only CuPy (which compiles it at its first call, and caches it); ``MINILOTTERY_COMPILED=0`` turns it off too
-(``gpu_enabled()``).
+training batch size, the pooling loop once per window and stride) and caches the machine code next to this file,
+so later processes load it. The GPU kernel needs only CuPy (which compiles it at its first call, and caches it);
+``MINILOTTERY_COMPILED=0`` turns it off too (``gpu_enabled()``).
 """
 
 from __future__ import annotations
@@ -239,6 +241,54 @@ def csr_transposed_times(indptr: Any, cols: Any, values: Any, d_t: Any, n_cols: 
     return out
 
 
+# -- max pooling ---------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _max_pool_loop(kh: int, kw: int, sh: int, sw: int) -> Any:
+    """``MaxPool2d.forward``'s loop for one window (kh, kw) and stride (sh, sw).
+
+    The four are constants of the compiled code, not arguments: the loops over a window's offsets are then
+    unrolled and the loop over an output row's columns vectorised; read at run time, they leave the loop scalar,
+    slower than NumPy's passes. One version per geometry is compiled, and cached on disk keyed by the four.
+    Backward stays NumPy's: a compiled loop writing dx (stores kw apart) was slower than its kh * kw passes.
+    """
+
+    def forward_loop(planes, out, argmax):  # pragma: no cover - compiled; twin: MaxPool2d.forward
+        """(P, H, W) planes -> (P, OH, OW) ``out`` and ``argmax``. As the twin, the offsets k = i * kw + j of each
+        window are taken in turn: ``argmax`` moves to k where the pixel is strictly greater than the running
+        maximum (the first maximum wins a tie), and the maximum is ``np.maximum``'s (a NaN on either side makes
+        it NaN). But each window stays in registers, instead of the whole output once per offset."""
+        for p in range(out.shape[0]):
+            for r in range(out.shape[1]):
+                best_row, argmax_row = out[p, r], argmax[p, r]  # (OW,) rows, written in place
+                for c in range(best_row.shape[0]):
+                    best, arg = planes[p, r * sh, c * sw], np.int8(0)
+                    for i in range(kh):
+                        source = planes[p, r * sh + i]  # (W,)
+                        for j in range(kw):
+                            value = source[c * sw + j]
+                            arg = np.int8(i * kw + j) if value > best else arg
+                            best = np.maximum(best, value)
+                    best_row[c], argmax_row[c] = best, arg
+
+    return _numba().njit(forward_loop, cache=True, nogil=True, error_model="numpy")
+
+
+def max_pool(x: Any, kh: int, kw: int, sh: int, sw: int) -> tuple[Any, Any]:
+    """Max pooling of ``x`` (A, B, H, W), C-contiguous, whose last two axes are the image's rows and columns
+    (NCHW, or a convolution's channel-major output read as (C, N, H, W)): (out, argmax), both (A, B, OH, OW),
+    ``argmax`` int8 (the offset i * kw + j of each window's maximum). ``MaxPool2d.forward``'s numbers; call only
+    when ``enabled()``, ``fits(x)`` and ``kh * kw < 128``."""
+    a, b, h, w = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    out = np.empty((a, b, oh, ow), dtype=x.dtype)
+    argmax = np.empty((a, b, oh, ow), dtype=np.int8)
+    # (A * B, H, W) and (A * B, OH, OW) views: one compiled version per dtype for any two leading axes
+    _max_pool_loop(kh, kw, sh, sw)(x.reshape(a * b, h, w), out.reshape(a * b, oh, ow), argmax.reshape(a * b, oh, ow))
+    return out, argmax
+
+
 # -- Adam's update on the GPU --------------------------------------------------------------------------------
 
 
@@ -299,4 +349,4 @@ def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_
 
 
 __all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "adam_update", "csr_times", "csr_transposed_times", "describe", "enabled",
-           "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits", "sampled_product"]
+           "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits", "max_pool", "sampled_product"]

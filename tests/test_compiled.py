@@ -17,7 +17,7 @@ import pytest
 from minilottery import compiled
 from minilottery.backend import to_device, to_numpy
 from minilottery.lab.sparse_training import sampled_product
-from minilottery.layers import Dense, ReLU, Sequential
+from minilottery.layers import Dense, MaxPool2d, ReLU, Sequential
 from minilottery.optim import Adam
 
 if compiled._numba() is None:
@@ -175,3 +175,56 @@ def test_loops_refuse_arrays_of_two_batch_sizes():
     rows = cols = np.zeros(3, dtype=np.int64)
     with pytest.raises(ValueError, match="differ in the batch"):
         compiled.sampled_product(np.ones((4, 60), np.float32), np.ones((5, 61), np.float32), rows, cols)
+
+
+# -- max pooling: the compiled pass against MaxPool2d's passes over the window offsets ------------------------
+
+POOL_LAYOUTS = {  # (N, C, H, W) values stored NCHW, channel-major (a Conv2d's output) and channels-last
+    "nchw": lambda a: np.ascontiguousarray(a),
+    "channel_major": lambda a: np.ascontiguousarray(a.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3),
+    "channels_last": lambda a: np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+}
+
+
+def _pool_run(monkeypatch, switch: str, x, dout, kernel, stride):
+    monkeypatch.setenv(compiled.ENV_SWITCH, switch)
+    pool = MaxPool2d(kernel, stride)
+    out = pool.forward(x)
+    argmax = pool._cache[2]
+    return out, argmax, pool.backward(dout)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", sorted(POOL_LAYOUTS))
+@pytest.mark.parametrize("shape,kernel,stride", [((3, 4, 8, 8), 2, None), ((2, 3, 7, 9), 2, None),
+                                                 ((2, 3, 9, 7), (3, 2), None), ((2, 3, 9, 9), 3, 2)],
+                         ids=["2x2", "2x2-uncovered-edges", "3x2", "3x3-stride-2-overlapping"])
+def test_max_pool_loop_equals_the_window_passes(monkeypatch, dtype, layout, shape, kernel, stride):
+    rng = np.random.default_rng(3)
+    x = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # after a ReLU: windows of tied zeros
+    x[0, 0, 0, :4] = 1.5  # a tie between two non-zero maxima
+    x = POOL_LAYOUTS[layout](x)
+    oh = (shape[2] - MaxPool2d(kernel, stride).kh) // MaxPool2d(kernel, stride).sh + 1
+    ow = (shape[3] - MaxPool2d(kernel, stride).kw) // MaxPool2d(kernel, stride).sw + 1
+    dout = rng.standard_normal((shape[0], shape[1], oh, ow)).astype(dtype)
+    fused_out, fused_argmax, fused_dx = _pool_run(monkeypatch, "1", x, dout, kernel, stride)
+    out, argmax, dx = _pool_run(monkeypatch, "0", x, dout, kernel, stride)
+    np.testing.assert_array_equal(fused_out, out)
+    np.testing.assert_array_equal(fused_argmax, argmax)
+    np.testing.assert_array_equal(fused_dx, dx)  # -0.0 == 0.0 here: the sign of a zero may differ
+    assert fused_out.dtype == dtype and fused_dx.dtype == dtype
+    assert fused_dx.strides == dx.strides and fused_out.strides == out.strides  # the same memory layout
+
+
+def test_max_pool_loop_ran_and_propagates_nan_as_the_passes_do(monkeypatch):
+    x = np.zeros((1, 1, 4, 4), np.float32)
+    x[0, 0, 0, 1] = np.nan  # window (0, 0): a NaN after the first offset
+    x[0, 0, 2, 2], x[0, 0, 3, 3] = 2.0, np.nan  # window (1, 1): a maximum, then a NaN
+    calls, max_pool = [], compiled.max_pool
+    monkeypatch.setattr(compiled, "max_pool", lambda *a: calls.append(a) or max_pool(*a))
+    fused, fused_argmax, _ = _pool_run(monkeypatch, "1", x, np.ones((1, 1, 2, 2), np.float32), 2, None)
+    assert calls, "the compiled loop did not run"
+    passes, argmax, _ = _pool_run(monkeypatch, "0", x, np.ones((1, 1, 2, 2), np.float32), 2, None)
+    np.testing.assert_array_equal(fused, passes)  # NaN where the passes have NaN
+    assert np.isnan(fused[0, 0, 0, 0]) and np.isnan(fused[0, 0, 1, 1])
+    np.testing.assert_array_equal(fused_argmax, argmax)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from minilottery import compiled
 from minilottery.backend import get_array_module
 from minilottery.layers.base import Layer, as_pair, check_ndim
 from minilottery.layers.im2col import conv_output_size
@@ -17,6 +18,11 @@ class MaxPool2d(Layer):
     Forward loops over the KH × KW offsets of the window only, keeping a running maximum and the index of the
     offset that produced it (the first maximum wins a tie). Backward routes each upstream gradient to that
     one input, so only the small index array is cached, not the input.
+
+    Forward's passes read and write the whole (N, C, OH, OW) output once per offset. On NumPy arrays whose rows
+    and columns are the innermost axes in memory (NCHW, or a convolution's channel-major output), with Numba, the
+    same numbers come from one compiled pass instead (``minilottery.compiled.max_pool``), equal to these passes up
+    to the sign of a zero (``tests/test_compiled.py``).
     """
 
     def __init__(self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> None:
@@ -42,6 +48,15 @@ class MaxPool2d(Layer):
         h, w = x.shape[2:]
         if self.kh > h or self.kw > w:
             raise ValueError(f"{self!r}: kernel {self.kh}x{self.kw} is larger than the input {h}x{w}")
+        # x's axes, outermost in memory first: dx and the compiled loops take x's memory layout (see backward)
+        memory_order = sorted(range(4), key=lambda axis: -x.strides[axis])
+        if self._compiled(x, memory_order):
+            back = [memory_order.index(axis) for axis in range(4)]  # memory order -> (N, C, H, W)
+            # (A, B, H, W) C-contiguous view -> out, argmax (A, B, OH, OW) -> (N, C, OH, OW) views in x's layout
+            out, argmax = compiled.max_pool(x.transpose(memory_order), self.kh, self.kw, self.sh, self.sw)
+            out, argmax = out.transpose(back), argmax.transpose(back)
+            self._cache = (x.shape, memory_order, argmax)
+            return out
         xp = get_array_module(x)
         out = argmax = None
         for k, (rows, cols) in self._windows(h, w):
@@ -55,9 +70,14 @@ class MaxPool2d(Layer):
                 xp.maximum(out, window, out=out)
         # dx takes x's memory layout too (NCHW, channels-last, or Conv2d's channel-major), so element-wise
         # layers below never mix layouts (slow strided loops) and Conv2d's backward reshapes dout for free
-        memory_order = sorted(range(4), key=lambda axis: -x.strides[axis])  # x's axes, outermost in memory first
         self._cache = (x.shape, memory_order, argmax)
         return out
+
+    def _compiled(self, x: Any, memory_order: list[int]) -> bool:
+        """Whether ``compiled.max_pool`` takes ``x``: Numba runs, x is a NumPy float array whose rows and columns
+        are its innermost axes in memory (so ``x.transpose(memory_order)`` is C-contiguous), int8 offsets fit."""
+        return (memory_order[2:] == [2, 3] and self.kh * self.kw < 128 and compiled.enabled()
+                and compiled.fits(x.transpose(memory_order)))
 
     def backward(self, dout: Any) -> Any:
         (n, c, h, w), memory_order, argmax = self._cache
