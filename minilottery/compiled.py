@@ -23,11 +23,11 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 
 Numba is the ``fast`` extra (``pip install "minilottery[fast]"``). Without it, or with the environment variable
 ``MINILOTTERY_COMPILED=0``, ``enabled()`` is False and every caller runs its NumPy twin. The loops run on plain
-C-contiguous NumPy arrays only (``fits``); CuPy arrays and the strict test backend take the NumPy twin's path,
-which is written with ``xp``. The first call of a loop compiles it (about a second; the sparse loops once per
-training batch size, the pooling loop once per window and stride) and caches the machine code next to this file,
-so later processes load it. The GPU kernel needs only CuPy (which compiles it at its first call, and caches it);
-``MINILOTTERY_COMPILED=0`` turns it off too (``gpu_enabled()``).
+C-contiguous NumPy arrays only (``fits``); CuPy arrays (but for Adam's GPU kernel) and the strict test backend
+take the NumPy twin's path, which is written with ``xp``. The first call of a loop compiles it (about a second;
+the sparse loops once per training batch size, the pooling loop once per window and stride) and caches the
+machine code next to this file, so later processes load it. The GPU kernel needs only CuPy (which compiles it at
+its first call, and caches it); ``MINILOTTERY_COMPILED=0`` turns it off too (``gpu_enabled()``).
 """
 
 from __future__ import annotations
