@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from minilottery.backend import device_of, get_backend
 
 ENV_SWITCH = "MINILOTTERY_COMPILED"  # "0" turns the compiled loops off (the NumPy twins run instead)
 
@@ -298,15 +299,11 @@ def gpu_enabled() -> bool:
 
 
 def gpu_fits(*arrays: Any) -> bool:
-    """True when every array is a CuPy float32/float64 array of one dtype (what ``gpu_adam_update`` takes)."""
-    if "cupy" not in sys.modules:  # no CuPy array can exist before CuPy is imported
-        return False
-    import cupy
-
+    """True when every array is a float32/float64 array of one dtype on the GPU (what ``gpu_adam_update`` takes)."""
     dtype = arrays[0].dtype
     if dtype != np.float32 and dtype != np.float64:
         return False
-    return all(type(a) is cupy.ndarray and a.dtype == dtype for a in arrays)
+    return all(a.dtype == dtype and device_of(a) == "gpu" for a in arrays)
 
 
 @functools.cache
@@ -317,7 +314,7 @@ def _gpu_adam_kernel(masked: bool, decayed: bool) -> Any:
     so no element tests a flag; ``--fmad=false`` keeps each multiply and add rounded on its own, as the CuPy
     passes round them (CUDA would otherwise fuse ``m * beta1 + d * (1 - beta1)`` into a multiply-add).
     """
-    import cupy
+    cupy = get_backend("gpu").xp  # the backend owns the import of CuPy
 
     inputs = ["T grad", *(["T mask"] if masked else []), "T weight_decay", "T beta1", "T one_minus_beta1", "T beta2",
               "T one_minus_beta2", "T eps_hat", "T step_size"]
