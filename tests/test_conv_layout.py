@@ -30,8 +30,9 @@ def test_im2col_transposed_is_im2col_transposed(device, layout, kh, kw, stride, 
     got = im2col_transposed(x_dev, kh, kw, stride, padding)
     assert got.shape == expected.shape
     np.testing.assert_array_equal(to_numpy(got), expected)
-    buffer = to_device(np.empty(expected.shape), device)
+    buffer = to_device(np.full(expected.shape, np.nan), device)  # a used buffer: every entry must be written
     assert im2col_transposed(x_dev, kh, kw, stride, padding, out=buffer) is buffer
+    np.testing.assert_array_equal(to_numpy(buffer), expected)
 
 
 def test_conv_output_is_channel_major_and_passes_through_relu(device):
