@@ -1,8 +1,10 @@
 """The compiled loops (minilottery.compiled) against their NumPy twins, which stay the specification.
 
 Adam's fused loop must give ``Adam.step``'s NumPy passes bit for bit (the same float operations in the same
-order); the sampled product and the CSR products must give the NumPy gathers' and SciPy's numbers within float
-rounding (their sums run in another order), at every batch size, whether compiled for that size or not.
+order), and so must its GPU kernel the CuPy passes (a test marked gpu); the sampled product and the CSR products
+must give the NumPy gathers' and SciPy's numbers within float rounding (their sums run in another order), at
+every batch size, whether compiled for that size or not; the max-pool loop must give ``MaxPool2d``'s window
+passes, up to the sign of a zero.
 Correctness only: no test here measures time. Under CI the ``fast`` extra is installed, so a missing Numba
 fails these tests instead of skipping them.
 """
@@ -204,9 +206,8 @@ def test_max_pool_loop_equals_the_window_passes(monkeypatch, dtype, layout, shap
     x = np.maximum(rng.standard_normal(shape), 0).astype(dtype)  # after a ReLU: windows of tied zeros
     x[0, 0, 0, :4] = 1.5  # a tie between two non-zero maxima
     x = POOL_LAYOUTS[layout](x)
-    oh = (shape[2] - MaxPool2d(kernel, stride).kh) // MaxPool2d(kernel, stride).sh + 1
-    ow = (shape[3] - MaxPool2d(kernel, stride).kw) // MaxPool2d(kernel, stride).sw + 1
-    dout = rng.standard_normal((shape[0], shape[1], oh, ow)).astype(dtype)
+    out_shape = MaxPool2d(kernel, stride).forward(x).shape  # (N, C, OH, OW)
+    dout = rng.standard_normal(out_shape).astype(dtype)
     fused_out, fused_argmax, fused_dx = _pool_run(monkeypatch, "1", x, dout, kernel, stride)
     out, argmax, dx = _pool_run(monkeypatch, "0", x, dout, kernel, stride)
     np.testing.assert_array_equal(fused_out, out)
