@@ -19,7 +19,9 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 * ``csr_times`` and ``csr_transposed_times`` compute SciPy's CSR and CSC products (``W_csr @ X``, ``W_csr.T @ D``),
   the first adding the kept products four at a time: equal within float rounding;
 * ``max_pool`` computes ``MaxPool2d.forward``'s maximum and its offset in one pass instead of one per window
-  offset: equal, up to the sign of a zero (a window of 0.0 and -0.0).
+  offset: equal, up to the sign of a zero (a window of 0.0 and -0.0);
+* ``sparse_input_times`` computes a dense layer's ``x @ W.T`` from the non-zero entries of ``x`` only, for
+  ``Dense`` in evaluation when most of its input is zero (MNIST's images): equal within float rounding.
 
 Numba is the ``fast`` extra (``pip install "minilottery[fast]"``). Without it, or with the environment variable
 ``MINILOTTERY_COMPILED=0``, ``enabled()`` is False and every caller runs its NumPy twin. The loops run on plain
@@ -242,6 +244,75 @@ def csr_transposed_times(indptr: Any, cols: Any, values: Any, d_t: Any, n_cols: 
     return out
 
 
+# -- a product with a mostly-zero input ----------------------------------------------------------------------
+
+
+def _sparse_input_loop(x, weight_t, out):  # pragma: no cover - compiled; its twin is x @ weight_t
+    """``out = x @ weight_t`` for (N, I) ``x`` and (I, O) ``weight_t``, skipping the zero entries of ``x``.
+
+    Row n of ``out`` is the sum of ``x[n, c] * weight_t[c]`` over the c where ``x[n, c]`` is not zero, added to
+    it four at a time in increasing c (one read and write of the row per four entries instead of per one), as
+    ``csr_times`` adds a sparse matrix's kept products.
+    """
+    n_in, n_out = weight_t.shape
+    nonzero = np.empty(n_in, np.int64)  # the columns of one row of x that are not zero
+    for n in range(x.shape[0]):
+        source = x[n]  # (I,)
+        count = 0
+        for c in range(n_in):  # no branch: a branch per entry is mispredicted where zeros and non-zeros mix
+            nonzero[count] = c
+            count += source[c] != 0
+        row = out[n]  # (O,)
+        row[:] = 0
+        j = 0
+        while j + 4 <= count:
+            c0, c1, c2, c3 = nonzero[j], nonzero[j + 1], nonzero[j + 2], nonzero[j + 3]
+            v0, v1, v2, v3 = source[c0], source[c1], source[c2], source[c3]  # scalars
+            w0, w1, w2, w3 = weight_t[c0], weight_t[c1], weight_t[c2], weight_t[c3]  # (O,) rows
+            for o in range(n_out):
+                row[o] += (v0 * w0[o] + v1 * w1[o]) + (v2 * w2[o] + v3 * w3[o])
+            j += 4
+        while j < count:  # the row's last 0 to 3 non-zero entries
+            value, weights = source[nonzero[j]], weight_t[nonzero[j]]
+            for o in range(n_out):
+                row[o] += value * weights[o]
+            j += 1
+
+
+@functools.cache
+def _compiled_sparse_input() -> Any:
+    return _numba().njit(_sparse_input_loop, cache=True, nogil=True, error_model="numpy")
+
+
+# ``sparse_input_times`` pays where at most this fraction of the input's entries are not zero. Measured against
+# BLAS on 1,337 rows and 300 outputs (one thread): 0.45-0.6x the time at 10% non-zero entries in random places,
+# about 0.9x at 20%, 1.1x at 30%; MNIST's images (19%, gathered in the middle, so fewer weight rows are read)
+# 0.65-0.71x.
+SPARSE_INPUT_DENSITY = 0.25
+SPARSE_INPUT_MIN_ROWS = 64  # below this many rows the transposed copy of the weight costs more than it saves
+
+
+def sparse_input_pays(x: Any, weight: Any) -> bool:
+    """True when ``sparse_input_times`` is the faster way to ``x @ weight.T``: the loops are on, both arrays
+    fit, ``x`` has at least ``SPARSE_INPUT_MIN_ROWS`` rows and at most ``SPARSE_INPUT_DENSITY`` of its entries
+    are not zero."""
+    if not (enabled() and fits(x, weight) and x.ndim == 2 and x.shape[0] >= SPARSE_INPUT_MIN_ROWS):
+        return False
+    # counted on the bits, which NumPy counts several times faster than floats: a -0.0 (sign bit set) counts as
+    # non-zero, which can only send an input to the dense product
+    bits = x.view(np.int32 if x.dtype == np.float32 else np.int64)
+    return bool(np.count_nonzero(bits) <= SPARSE_INPUT_DENSITY * x.size)
+
+
+def sparse_input_times(x: Any, weight: Any) -> Any:
+    """``x @ weight.T`` for (N, I) ``x`` and (O, I) ``weight``, computed from the non-zero entries of ``x`` only:
+    (N, O), equal within float rounding. Call only when ``enabled()`` and ``fits(x, weight)``."""
+    weight_t = np.ascontiguousarray(weight.T)  # (O, I) -> (I, O): each input's O weights in one row
+    out = np.empty((x.shape[0], weight.shape[0]), dtype=x.dtype)
+    _compiled_sparse_input()(x, weight_t, out)
+    return out
+
+
 # -- max pooling ---------------------------------------------------------------------------------------------
 
 
@@ -345,5 +416,6 @@ def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_
            scalar(beta2), scalar(1.0 - beta2), scalar(eps_hat), scalar(step_size), param, m, v)
 
 
-__all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "adam_update", "csr_times", "csr_transposed_times", "describe", "enabled",
-           "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits", "max_pool", "sampled_product"]
+__all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "SPARSE_INPUT_DENSITY", "SPARSE_INPUT_MIN_ROWS", "adam_update", "csr_times",
+           "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits",
+           "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times"]

@@ -229,3 +229,80 @@ def test_max_pool_loop_ran_and_propagates_nan_as_the_passes_do(monkeypatch):
     np.testing.assert_array_equal(fused, passes)  # NaN where the passes have NaN
     assert np.isnan(fused[0, 0, 0, 0]) and np.isnan(fused[0, 0, 1, 1])
     np.testing.assert_array_equal(fused_argmax, argmax)
+
+
+# -- the product with a mostly-zero input (Dense in evaluation) ---------------------------------------------------
+
+
+def _mostly_zero_input(rng, rows: int, columns: int, dtype) -> np.ndarray:
+    """(rows, columns) with 0 to 9 non-zero entries per row (every count of the loop's groups of four and the
+    remainder after them), one row all zero and one row with every entry non-zero."""
+    x = np.zeros((rows, columns), dtype)
+    for n in range(rows):
+        kept = rng.choice(columns, size=n % 10, replace=False)
+        x[n, kept] = rng.standard_normal(len(kept))
+    x[-1] = rng.standard_normal(columns)
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("outputs", [1, 7, 300])
+def test_sparse_input_loop_equals_the_dense_product(dtype, outputs):
+    rng = np.random.default_rng(11)
+    x = _mostly_zero_input(rng, 40, 30, dtype)
+    weight = rng.standard_normal((outputs, 30)).astype(dtype)
+    product = compiled.sparse_input_times(x, weight)
+    assert product.dtype == dtype and product.shape == (40, outputs) and product.flags.c_contiguous
+    tolerance = dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(product, x @ weight.T, **tolerance)
+    np.testing.assert_array_equal(product[0], 0.0)  # a row of zeros: nothing added
+    # small integers multiply and add exactly in any order: equal bit for bit
+    whole = np.rint(x * 4), np.rint(weight * 4)
+    np.testing.assert_array_equal(compiled.sparse_input_times(*whole), whole[0] @ whole[1].T)
+
+
+def test_sparse_input_loop_propagates_nan_and_inf_of_the_input():
+    x = np.zeros((3, 5), np.float32)
+    x[0, 2], x[1, 4] = np.nan, np.inf
+    weight = np.ones((2, 5), np.float32)
+    product = compiled.sparse_input_times(x, weight)
+    assert np.isnan(product[0]).all() and np.isposinf(product[1]).all()
+    np.testing.assert_array_equal(product[2], 0.0)
+
+
+def test_sparse_input_is_chosen_for_mostly_zero_inputs_only():
+    rng = np.random.default_rng(2)
+    rows = compiled.SPARSE_INPUT_MIN_ROWS
+    weight = rng.standard_normal((8, 100)).astype(np.float32)
+    x = np.zeros((rows, 100), np.float32)
+    x[:, :25] = 1.0  # exactly the threshold's 25% non-zero
+    assert compiled.SPARSE_INPUT_DENSITY == 0.25
+    assert compiled.sparse_input_pays(x, weight)
+    x[0, 25] = 1.0  # one entry more
+    assert not compiled.sparse_input_pays(x, weight)
+    x[0, 25] = -0.0  # a negative zero counts as non-zero (its bits), so it errs towards the dense product
+    assert not compiled.sparse_input_pays(x, weight)
+    x[0, 25] = 0.0
+    assert not compiled.sparse_input_pays(x[:-1], weight)  # too few rows
+    assert not compiled.sparse_input_pays(x.astype(np.float64), weight)  # mixed dtypes
+    assert not compiled.sparse_input_pays(np.asfortranarray(x), weight)  # not C-contiguous
+    assert compiled.sparse_input_pays(x.astype(np.float64), weight.astype(np.float64))
+
+
+def test_dense_evaluates_a_mostly_zero_input_by_its_non_zero_entries(monkeypatch):
+    rng = np.random.default_rng(4)
+    layer = Dense(30, 7, rng=rng)
+    layer.set_mask("W", rng.random((7, 30)) > 0.3)
+    layer.params["b"] = rng.standard_normal(7).astype(np.float32)
+    x = _mostly_zero_input(rng, compiled.SPARSE_INPUT_MIN_ROWS + 6, 30, np.float32)
+    calls, times = [], compiled.sparse_input_times
+    monkeypatch.setattr(compiled, "sparse_input_times", lambda *a: calls.append(a) or times(*a))
+    training = layer.forward(x)  # training: always the dense product
+    assert not calls
+    layer.training = False
+    evaluation = layer.forward(x)
+    assert len(calls) == 1, "evaluation did not take the sparse-input product"
+    np.testing.assert_allclose(evaluation, training, rtol=2e-5, atol=2e-5)
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    np.testing.assert_array_equal(layer.forward(x), training)  # switched off: the dense product
+    assert len(calls) == 1

@@ -2,7 +2,8 @@
 
 Run (from the repository root): python tutorials/solutions/10_exercise_3.py
 Runs IMPConfig(rounds=1, controls=()) on 600 training images (40 iterations a training) once with device "cpu" and
-once on the strict device, then compares every mask, θ0 and every final weight exactly. About 5 s.
+once on the strict device, then compares every mask, θ0, every final weight and every training loss exactly, and
+the evaluations to float rounding. About 5 s.
 """
 
 import numpy as np
@@ -24,8 +25,14 @@ for a, b in zip(on_cpu.rounds, on_strict.rounds, strict=True):
     same_start = all(np.array_equal(ticket_a.init_weights[n], ticket_b.init_weights[n]) for n in ticket_a.init_weights)
     same_final = all(np.array_equal(ticket_a.final_weights[n], ticket_b.final_weights[n])
                      for n in ticket_a.final_weights)
-    same_metrics = ticket_a.metrics["history"] == ticket_b.metrics["history"]
+    history_a, history_b = ticket_a.metrics["history"], ticket_b.metrics["history"]
+    same_losses = history_a["train_loss"] == history_b["train_loss"]
+    # On the CPU an evaluation of mostly-zero images adds their products in another order
+    # (minilottery.compiled.sparse_input_times, with Numba): equal to float rounding, not bit for bit.
+    close_evaluations = all(np.allclose(history_a[key], history_b[key], rtol=1e-5, atol=0.0)
+                            for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"))
     print(f"round {a.index}: masks equal {same_masks}, start weights equal {same_start}, final_weights equal "
-          f"{same_final}, every evaluation equal {same_metrics}; test accuracy at early stop "
+          f"{same_final}, training losses equal {same_losses}, evaluations equal to float rounding "
+          f"{close_evaluations}; test accuracy at early stop "
           f"{100 * ticket_a.metrics['test_accuracy_at_early_stop']:.2f}% on both")
-    assert same_masks and same_start and same_final and same_metrics
+    assert same_masks and same_start and same_final and same_losses and close_evaluations
