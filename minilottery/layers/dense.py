@@ -21,6 +21,9 @@ class Dense(Layer):
         in_features, out_features: sizes of the input and output.
         rng: NumPy generator for the Gaussian Glorot initial weights (pass a seeded one for reproducibility).
         dtype: parameter dtype (float32 to train, float64 to check gradients).
+
+    In evaluation, with Numba, an input at most a quarter non-zero (MNIST's images) is multiplied by its non-zero
+    entries only (``minilottery.compiled.sparse_input_times``): the matrix product's numbers within float rounding.
     """
 
     def __init__(
