@@ -292,13 +292,17 @@ SPARSE_INPUT_DENSITY = 0.25
 # Fewer rows and the transposed copy of the weight costs more than skipping zeros saves: on MNIST and 300 outputs
 # 1.2x BLAS's time at 16 rows, 1.0x at 32, 0.87x at 64, 0.80x at 100.
 SPARSE_INPUT_MIN_ROWS = 64
+# A larger weight is copied transposed out of the cache, slower per entry than the product saves: Conv-2's first
+# dense weight (256 x 16,384) took 20 ms to copy against 11 ms for BLAS's whole product of 100 rows.
+SPARSE_INPUT_MAX_WEIGHTS = 2**20
 
 
 def sparse_input_pays(x: Any, weight: Any) -> bool:
     """True when ``sparse_input_times`` is the faster way to ``x @ weight.T``: the loops are on, both arrays
     fit, ``x`` has at least ``SPARSE_INPUT_MIN_ROWS`` rows and at most ``SPARSE_INPUT_DENSITY`` of its entries
-    are not zero."""
-    if not (enabled() and fits(x, weight) and x.ndim == 2 and x.shape[0] >= SPARSE_INPUT_MIN_ROWS):
+    are not zero, and ``weight`` has at most ``SPARSE_INPUT_MAX_WEIGHTS`` entries."""
+    if not (enabled() and fits(x, weight) and x.ndim == 2 and x.shape[0] >= SPARSE_INPUT_MIN_ROWS
+            and weight.size <= SPARSE_INPUT_MAX_WEIGHTS):
         return False
     # counted on the bits, which NumPy counts several times faster than floats: a -0.0 (sign bit set) counts as
     # non-zero, which can only send an input to the dense product
@@ -419,6 +423,6 @@ def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_
            scalar(beta2), scalar(1.0 - beta2), scalar(eps_hat), scalar(step_size), param, m, v)
 
 
-__all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "SPARSE_INPUT_DENSITY", "SPARSE_INPUT_MIN_ROWS", "adam_update", "csr_times",
-           "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits",
-           "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times"]
+__all__ = ["ENV_SWITCH", "EXACT_BATCH_MAX", "SPARSE_INPUT_DENSITY", "SPARSE_INPUT_MAX_WEIGHTS", "SPARSE_INPUT_MIN_ROWS",
+           "adam_update", "csr_times", "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update",
+           "gpu_enabled", "gpu_fits", "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times"]

@@ -287,6 +287,10 @@ def test_sparse_input_is_chosen_for_mostly_zero_inputs_only():
     assert not compiled.sparse_input_pays(x.astype(np.float64), weight)  # mixed dtypes
     assert not compiled.sparse_input_pays(np.asfortranarray(x), weight)  # not C-contiguous
     assert compiled.sparse_input_pays(x.astype(np.float64), weight.astype(np.float64))
+    # a weight too large to copy transposed in the cache (Conv-2's first dense layer) keeps the matrix product
+    outputs = compiled.SPARSE_INPUT_MAX_WEIGHTS // 100
+    assert compiled.sparse_input_pays(x, np.zeros((outputs, 100), np.float32))
+    assert not compiled.sparse_input_pays(x, np.zeros((outputs + 1, 100), np.float32))
 
 
 def test_dense_evaluates_a_mostly_zero_input_by_its_non_zero_entries(monkeypatch):
