@@ -285,9 +285,9 @@ def _compiled_sparse_input() -> Any:
 
 
 # ``sparse_input_times`` pays where at most this fraction of the input's entries are not zero. Measured against
-# BLAS on 1,337 rows and 300 outputs (one thread): 0.45-0.6x the time at 10% non-zero entries in random places,
-# about 0.9x at 20%, 1.1x at 30%; MNIST's images (19%, gathered in the middle, so fewer weight rows are read)
-# 0.65-0.71x.
+# BLAS on 1,337 rows and 300 outputs (one thread): 0.45x the time at 10% non-zero entries in random places, 0.89x
+# at 20%, 1.09x at 30%, 1.9x at 50%; MNIST's images (19%, gathered in the middle, so fewer weight rows are read)
+# 0.60-0.71x in four runs.
 SPARSE_INPUT_DENSITY = 0.25
 # Fewer rows and the transposed copy of the weight costs more than skipping zeros saves: on MNIST and 300 outputs
 # 1.2x BLAS's time at 16 rows, 1.0x at 32, 0.87x at 64, 0.80x at 100.
