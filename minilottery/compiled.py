@@ -84,15 +84,31 @@ def fits(*arrays: Any) -> bool:
 # -- Adam's update -------------------------------------------------------------------------------------------
 
 
-def _adam_update_loop(param, grad, mask, m, v, scalars):  # pragma: no cover - compiled; its twin is Adam.step
+def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no cover - compiled; twin: Adam.step
     """Adam's update of one parameter, in place: the NumPy passes of ``Adam.step`` fused into one loop.
 
     Every array is 1-D, of the same length; ``mask`` has length 0 for an unmasked parameter. ``scalars`` is
     (weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, eps_hat, step_size) in the arrays' dtype, so every
-    operation is in that dtype, as in the NumPy passes.
+    operation is in that dtype, as in the NumPy passes. ``stuck`` is ``_stuck_moments``' (on, beta1 * 2**149,
+    bound), in float64.
+
+    A first moment whose gradient has become exactly 0 (a pixel that is 0 in every image the weight still sees,
+    a unit that no longer fires) decays by beta1 per step into float32's subnormal range and stays there: 1 to 4
+    units of 2**-149 times 0.9 round back to themselves. Arithmetic on a subnormal takes the CPU a microcode
+    assist, tens of times slower than on a normal number; a LeNet-300-100 run holds ~13,000 such moments after
+    a few thousand steps, which made its Adam step several times as long. Such an element is "stuck" below when its
+    gradient is 0, its moment subnormal, and its weight so much larger than the update that ``p - update`` is
+    ``p`` (``_stuck_moments`` gives the bound). Its results are then computed without touching a subnormal, and
+    are the same bits: the moment's ``m * beta1`` in float64, where it is exact (at most 23 by 24 significant
+    bits) and ``rint`` rounds half to even onto the subnormal grid as float32's product does; the weight as
+    ``p - 0``, which is ``p``. Every other element (all of them in float64) goes through the passes' operations.
     """
     weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps_hat, step_size = (
         scalars[0], scalars[1], scalars[2], scalars[3], scalars[4], scalars[5], scalars[6])
+    on, beta1_in_ulps, bound = stuck[0] != 0, stuck[1], scalars.dtype.type(stuck[2])
+    smallest_normal = scalars.dtype.type(2.0**-126)  # float32's; a float64 call has ``on`` False
+    smallest_weight = scalars.dtype.type(2.0**-60)
+    zero = scalars.dtype.type(0)
     masked = mask.size > 0
     for i in range(param.size):
         d = grad[i]
@@ -101,8 +117,16 @@ def _adam_update_loop(param, grad, mask, m, v, scalars):  # pragma: no cover - c
         if masked:
             d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
         v[i] = v[i] * beta2 + (d * d) * one_minus_beta2
-        m[i] = m[i] * beta1 + d * one_minus_beta1
-        param[i] = param[i] - (m[i] / (np.sqrt(v[i]) + eps_hat)) * step_size
+        denominator = np.sqrt(v[i]) + eps_hat
+        weight, moment = param[i], m[i]
+        decayed_ulps = np.rint(np.float64(moment) * beta1_in_ulps)  # m * beta1 in units of 2**-149, if stuck
+        stuck_here = (on & (d == 0) & (abs(moment) < smallest_normal) & (decayed_ulps != 0)
+                      & (abs(weight) >= smallest_weight) & (bound < abs(weight) * denominator))
+        # no branch: selects keep the loop vectorised. A stuck moment is only compared and widened to float64,
+        # which take no assist; it is never multiplied or divided.
+        moment = (zero if stuck_here else moment) * beta1 + d * one_minus_beta1
+        param[i] = weight - (moment / denominator) * step_size
+        m[i] = scalars.dtype.type(decayed_ulps * 2.0**-149) if stuck_here else moment
         if masked:
             param[i] = param[i] * mask[i]  # pruned weights are exactly 0.0 after the step
 
@@ -112,6 +136,22 @@ def _compiled_adam() -> Any:
     # error_model="numpy": a division by zero gives inf as NumPy's does, instead of a check per element that
     # stops the loop from being vectorised
     return _numba().njit(_adam_update_loop, cache=True, nogil=True, error_model="numpy")
+
+
+def _stuck_moments(scalars: Any) -> Any:
+    """``_adam_update_loop``'s float64 (on, beta1 * 2**149, bound) for the ``scalars`` of one call.
+
+    On for float32 with 0 < beta1 < 1 only (float64's subnormal moments would need 53 by 53 bits). For a
+    stuck element |m * beta1| < 2**-126, so the update's magnitude is below 2**-126 / denominator * step_size
+    (times rounding, a few parts in 2**24). ``bound`` = step_size * 2**-99 < |p| * denominator makes that
+    smaller than |p| * 2**-27: a quarter of |p| * 2**-25, which is at most half the unit in the last place
+    that ``p - update`` would need to move ``p`` (below ``p``, where a power of two halves it). |p| >= 2**-60
+    keeps the update's own subnormal rounding (2**-150) far below that too. Off, to keep the bound a normal
+    number, for a step size under 2**-26.
+    """
+    beta1, step_size = float(scalars[1]), float(scalars[6])
+    on = scalars.dtype == np.float32 and 0.0 < beta1 < 1.0 and step_size >= 2.0**-26
+    return np.array((float(on), beta1 * 2.0**149, step_size * 2.0**-99), np.float64)
 
 
 def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_decay: float, beta1: float,
@@ -128,7 +168,7 @@ def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_deca
     # (size,) views of the C-contiguous arrays, written through in place: one compiled version per dtype, not
     # one per number of dimensions
     _compiled_adam()(param.reshape(-1), grad.reshape(-1), no_mask if mask is None else mask.reshape(-1),
-                     m.reshape(-1), v.reshape(-1), scalars)
+                     m.reshape(-1), v.reshape(-1), scalars, _stuck_moments(scalars))
 
 
 # -- the products of sparse training -------------------------------------------------------------------------

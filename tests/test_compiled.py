@@ -85,6 +85,87 @@ def test_gpu_adam_kernel_equals_cupy_passes_bit_for_bit(monkeypatch, dtype, mask
             assert pruned.any() and np.all(to_numpy(fused.parameters()[name])[pruned] == 0.0), name
 
 
+def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta1: float, eps: float,
+               steps: int = 30) -> list[dict[str, np.ndarray]]:
+    """Copies of every parameter and Adam moment after each of ``steps`` steps in which half the weights have a
+    zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), the weights
+    themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN."""
+    monkeypatch.setenv(compiled.ENV_SWITCH, switch)
+    rng = np.random.default_rng(11)
+    model = Sequential(Dense(40, 50, rng=rng), ReLU(), Dense(50, 6, rng=rng))
+    if masked:
+        model.set_masks({"0.W": rng.random((50, 40)) > 0.3, "2.W": rng.random((6, 50)) > 0.3})
+    optimizer = Adam(model, lr=1.2e-3, betas=(beta1, 0.999), eps=eps, weight_decay=weight_decay)
+    layers = (model.layers[0], model.layers[2])
+    for layer in layers:
+        layer.grads = {key: np.zeros_like(p) for key, p in layer.params.items()}
+    optimizer.step()  # makes the state
+    zero_grad = {}
+    special = np.array([0.0, -0.0, 1e-41, -1e-45, 1e-25, 2.0**-60, -(2.0**-60), 2.0**-61, 1e30, np.inf, np.nan],
+                       np.float32)
+    for layer_index, layer in zip((0, 2), layers):
+        for key, p in layer.params.items():
+            name = f"{layer_index}.{key}"
+            zero_grad[name] = rng.random(p.shape) < 0.5
+            ulps = rng.choice([1, 2, 3, 4, 5, 9, 1000, 2**22, 2**23 - 1], size=p.shape)  # units of 2**-149
+            subnormal = ulps.astype(np.int32).view(np.float32) * rng.choice(np.float32([-1, 1]), size=p.shape)
+            state = optimizer.state[name]
+            state["m"][...] = np.where(rng.random(p.shape) < 0.8, subnormal, state["m"])
+            state["v"][...] = np.where(rng.random(p.shape) < 0.3, np.float32(1e-41), state["v"])
+            odd = rng.random(p.shape) < 0.2
+            p[odd] = rng.choice(special, size=int(odd.sum()))
+    snapshots = []
+    for _ in range(steps):
+        for layer_index, layer in zip((0, 2), layers):
+            layer.grads = {}
+            for key, p in layer.params.items():
+                grad = (rng.standard_normal(p.shape) * 1e-3).astype(np.float32)
+                grad[zero_grad[f"{layer_index}.{key}"]] = 0.0
+                layer.grads[key] = grad
+        with np.errstate(all="ignore"):  # the inf and NaN weights
+            optimizer.step()
+        assert (optimizer._scratch == {}) == (switch == "1"), "the loop ran with the switch off, or not with it on"
+        snapshots.append({f"{name} {key}": (optimizer.state[name][key] if key else value).copy()
+                          for name, value in model.parameters().items() for key in ("", "m", "v")})
+    return snapshots
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal bit for bit, the sign of a zero included; any NaN equals any NaN."""
+    nan = np.isnan(a)
+    return bool(np.array_equal(nan, np.isnan(b)) and np.array_equal(a[~nan].view(np.int32), b[~nan].view(np.int32)))
+
+
+@pytest.mark.parametrize("masked", [True, False], ids=["masked", "unmasked"])
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
+@pytest.mark.parametrize("beta1", [0.9, 0.5, 0.3])
+@pytest.mark.parametrize("eps", [1e-8, 1e-30])  # a tiny eps and a subnormal second moment: a large update
+def test_adam_loop_updates_stuck_subnormal_moments_bit_for_bit(monkeypatch, masked, weight_decay, beta1, eps):
+    # the loop computes these moments' decay in float64 and leaves their weights as they are (the path that
+    # avoids the CPU's slow subnormal arithmetic); the passes compute both in float32
+    fused = _stuck_run(monkeypatch, "1", masked, weight_decay, beta1, eps)
+    passes = _stuck_run(monkeypatch, "0", masked, weight_decay, beta1, eps)
+    for step, (fused_arrays, passes_arrays) in enumerate(zip(fused, passes), start=1):
+        for name, value in passes_arrays.items():  # every step: a moment decayed to -0.0 is +0.0 a step later
+            assert _same_bits(fused_arrays[name], value), f"step {step}: {name}"
+    moments = [value for name, value in passes[-1].items() if name.endswith(" m")]
+    stuck = sum(np.count_nonzero((moment != 0) & (np.abs(moment) < 2.0**-126)) for moment in moments)
+    # with decay, d = wd * p is not 0 and the moments leave the subnormal range; with beta1 <= 0.5 they decay to 0
+    if beta1 > 0.5 and weight_decay == 0:
+        assert stuck > 100, "the run left too few subnormal moments to test the loop on"
+
+
+def test_the_stuck_moment_path_is_on_for_float32_training_only():
+    def on(dtype, beta1=0.9, step_size=1e-3):
+        scalars = np.array((0.0, beta1, 1 - beta1, 0.999, 0.001, 1e-8, step_size), dtype)
+        return compiled._stuck_moments(scalars)[0] == 1.0
+    assert on(np.float32)
+    assert on(np.float32, step_size=2.0**-26)
+    assert not on(np.float32, step_size=2.0**-27)  # the bound would not be a normal float32
+    assert not on(np.float64)  # a float64 moment's decay is not exact in float64
+    assert not on(np.float32, beta1=0.0) and not on(np.float32, beta1=1.0)
+
+
 def test_arrays_the_gpu_kernel_does_not_take_go_the_numpy_way():
     a = np.zeros((4, 6), np.float32)
     assert not compiled.gpu_fits(a, a.copy())  # host arrays: the Numba loop or the NumPy passes
