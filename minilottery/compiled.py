@@ -11,7 +11,8 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 
 * ``adam_update`` does the float operations of ``Adam.step``'s NumPy passes, in the same order, in the arrays'
   dtype, with no fast-math and so no fused multiply-add: the results are equal bit for bit
-  (``tests/test_compiled.py``);
+  (``tests/test_compiled.py``). A first moment stuck at a subnormal value is decayed in float64 instead, which
+  gives the same bits without the CPU's slow subnormal arithmetic (``_adam_update_loop`` says why);
 * ``gpu_adam_update`` does the same operations on CuPy arrays, compiled without fused multiply-adds
   (``--fmad=false``): equal bit for bit to the CuPy passes of ``Adam.step`` (a test marked gpu);
 * ``sampled_product`` computes what ``minilottery.lab.sparse_training.sampled_product`` gathers and sums with
@@ -35,6 +36,7 @@ its first call, and caches it); ``MINILOTTERY_COMPILED=0`` turns it off too (``g
 from __future__ import annotations
 
 import functools
+import math
 import os
 from typing import Any, NamedTuple
 
@@ -90,22 +92,26 @@ def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no co
     Every array is 1-D, of the same length; ``mask`` has length 0 for an unmasked parameter. ``scalars`` is
     (weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, eps_hat, step_size) in the arrays' dtype, so every
     operation is in that dtype, as in the NumPy passes. ``stuck`` is ``_stuck_moments``' (on, beta1 * 2**149,
-    bound), in float64.
+    bound, tiny_gradient, large_v), in float64.
 
     A first moment whose gradient has become exactly 0 (a pixel that is 0 in every image the weight still sees,
     a unit that no longer fires) decays by beta1 per step into float32's subnormal range and stays there: 1 to 4
     units of 2**-149 times 0.9 round back to themselves. Arithmetic on a subnormal takes the CPU a microcode
     assist, tens of times slower than on a normal number; a LeNet-300-100 run holds ~13,000 such moments after
-    a few thousand steps, which made its Adam step several times as long. Such an element is "stuck" below when its
-    gradient is 0, its moment subnormal, and its weight so much larger than the update that ``p - update`` is
+    a few thousand steps, which made its Adam step several times as long. Such an element is "stuck" below when
+    its gradient is 0, its moment subnormal, and its weight so much larger than the update that ``p - update`` is
     ``p`` (``_stuck_moments`` gives the bound). Its results are then computed without touching a subnormal, and
     are the same bits: the moment's ``m * beta1`` in float64, where it is exact (at most 23 by 24 significant
     bits) and ``rint`` rounds half to even onto the subnormal grid as float32's product does; the weight as
-    ``p - 0``, which is ``p``. Every other element (all of them in float64) goes through the passes' operations.
+    ``p - 0``, which is ``p``. Later in training, gradients of 1e-18 and less appear, whose ``(d * d) * (1 -
+    beta2)`` would be subnormal too; where ``v * beta2`` is so much larger that rounding drops that term, it is
+    dropped before it is computed. Every other element, and every element of a float64 parameter, goes through
+    the passes' operations.
     """
     weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps_hat, step_size = (
         scalars[0], scalars[1], scalars[2], scalars[3], scalars[4], scalars[5], scalars[6])
     on, beta1_in_ulps, bound = stuck[0] != 0, stuck[1], scalars.dtype.type(stuck[2])
+    tiny_gradient, large_v = scalars.dtype.type(stuck[3]), scalars.dtype.type(stuck[4])
     smallest_normal = scalars.dtype.type(2.0**-126)  # float32's; a float64 call has ``on`` False
     smallest_weight = scalars.dtype.type(2.0**-60)
     zero = scalars.dtype.type(0)
@@ -116,7 +122,12 @@ def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no co
             d = param[i] * weight_decay + d
         if masked:
             d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
-        v[i] = v[i] * beta2 + (d * d) * one_minus_beta2
+        decayed_v = v[i] * beta2
+        # a gradient so small that (d * d) * (1 - beta2) would be computed as a subnormal number adds nothing to a
+        # v * beta2 this large: its square is dropped, as rounding would drop it
+        square_adds_nothing = on & (abs(d) < tiny_gradient) & (decayed_v >= large_v)
+        d_for_v = zero if square_adds_nothing else d
+        v[i] = decayed_v + (d_for_v * d_for_v) * one_minus_beta2
         denominator = np.sqrt(v[i]) + eps_hat
         weight, moment = param[i], m[i]
         decayed_ulps = np.rint(np.float64(moment) * beta1_in_ulps)  # m * beta1 in units of 2**-149, if stuck
@@ -139,7 +150,8 @@ def _compiled_adam() -> Any:
 
 
 def _stuck_moments(scalars: Any) -> Any:
-    """``_adam_update_loop``'s float64 (on, beta1 * 2**149, bound) for the ``scalars`` of one call.
+    """``_adam_update_loop``'s float64 (on, beta1 * 2**149, bound, tiny_gradient, large_v) for the ``scalars``
+    of one call.
 
     On for float32 with 0 < beta1 < 1 only (float64's subnormal moments would need 53 by 53 bits). For a
     stuck element |m * beta1| < 2**-126, so the update's magnitude is below 2**-126 / denominator * step_size
@@ -147,11 +159,17 @@ def _stuck_moments(scalars: Any) -> Any:
     smaller than |p| * 2**-27: a quarter of |p| * 2**-25, which is at most half the unit in the last place
     that ``p - update`` would need to move ``p`` (below ``p``, where a power of two halves it). |p| >= 2**-60
     keeps the update's own subnormal rounding (2**-150) far below that too. Off, to keep the bound a normal
-    number, for a step size under 2**-26.
+    number, for a step size under 2**-26, and for 1 - beta2 outside [2**-40, 1].
     """
-    beta1, step_size = float(scalars[1]), float(scalars[6])
-    on = scalars.dtype == np.float32 and 0.0 < beta1 < 1.0 and step_size >= 2.0**-26
-    return np.array((float(on), beta1 * 2.0**149, step_size * 2.0**-99), np.float64)
+    beta1, one_minus_beta2, step_size = float(scalars[1]), float(scalars[4]), float(scalars[6])
+    on = (scalars.dtype == np.float32 and 0.0 < beta1 < 1.0 and step_size >= 2.0**-26
+          and 2.0**-40 <= one_minus_beta2 <= 1.0)
+    # For |d| < tiny_gradient, (d * d) * (1 - beta2) < 2**-124, near or in the subnormal range: the loop leaves it
+    # out where v * beta2 >= large_v, whose last place is at least 2**-121. A term under 2**-124 (after its own
+    # rounding too) is less than half of that, so ``v * beta2 + term`` is ``v * beta2``.
+    tiny_gradient = math.sqrt(2.0**-124 / one_minus_beta2) if on else 0.0
+    large_v = 2.0**-98
+    return np.array((float(on), beta1 * 2.0**149, step_size * 2.0**-99, tiny_gradient, large_v), np.float64)
 
 
 def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_decay: float, beta1: float,

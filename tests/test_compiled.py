@@ -88,7 +88,8 @@ def test_gpu_adam_kernel_equals_cupy_passes_bit_for_bit(monkeypatch, dtype, mask
 def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta1: float, eps: float,
                steps: int = 30) -> list[dict[str, np.ndarray]]:
     """Copies of every parameter and Adam moment after each of ``steps`` steps in which half the weights have a
-    zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), the weights
+    zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), a fifth a gradient
+    so small that its square would be subnormal, the second moments 0, subnormal or normal, and the weights
     themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN."""
     monkeypatch.setenv(compiled.ENV_SWITCH, switch)
     rng = np.random.default_rng(11)
@@ -100,18 +101,18 @@ def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta
     for layer in layers:
         layer.grads = {key: np.zeros_like(p) for key, p in layer.params.items()}
     optimizer.step()  # makes the state
-    zero_grad = {}
+    gradient_kind = {}
     special = np.array([0.0, -0.0, 1e-41, -1e-45, 1e-25, 2.0**-60, -(2.0**-60), 2.0**-61, 1e30, np.inf, np.nan],
                        np.float32)
     for layer_index, layer in zip((0, 2), layers):
         for key, p in layer.params.items():
             name = f"{layer_index}.{key}"
-            zero_grad[name] = rng.random(p.shape) < 0.5
+            gradient_kind[name] = rng.choice(4, size=p.shape, p=[0.5, 0.1, 0.1, 0.3])  # zero, tiny, small, normal
             ulps = rng.choice([1, 2, 3, 4, 5, 9, 1000, 2**22, 2**23 - 1], size=p.shape)  # units of 2**-149
             subnormal = ulps.astype(np.int32).view(np.float32) * rng.choice(np.float32([-1, 1]), size=p.shape)
             state = optimizer.state[name]
             state["m"][...] = np.where(rng.random(p.shape) < 0.8, subnormal, state["m"])
-            state["v"][...] = np.where(rng.random(p.shape) < 0.3, np.float32(1e-41), state["v"])
+            state["v"][...] = rng.choice(np.float32([0.0, 1e-41, 2.0**-115, 2.0**-98, 1e-30, 1e-6]), size=p.shape)
             odd = rng.random(p.shape) < 0.2
             p[odd] = rng.choice(special, size=int(odd.sum()))
     snapshots = []
@@ -119,8 +120,10 @@ def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta
         for layer_index, layer in zip((0, 2), layers):
             layer.grads = {}
             for key, p in layer.params.items():
-                grad = (rng.standard_normal(p.shape) * 1e-3).astype(np.float32)
-                grad[zero_grad[f"{layer_index}.{key}"]] = 0.0
+                kind = gradient_kind[f"{layer_index}.{key}"]
+                # 1e-18: (d * d) * (1 - beta2) is subnormal; 1e-15: it is not, but it still moves a v of 1e-30
+                scale = np.choose(kind, [0.0, 1e-18, 1e-15, 1e-3])
+                grad = (rng.standard_normal(p.shape) * scale).astype(np.float32)
                 layer.grads[key] = grad
         with np.errstate(all="ignore"):  # the inf and NaN weights
             optimizer.step()
@@ -156,10 +159,11 @@ def test_adam_loop_updates_stuck_subnormal_moments_bit_for_bit(monkeypatch, mask
 
 
 def test_the_stuck_moment_path_is_on_for_float32_training_only():
-    def on(dtype, beta1=0.9, step_size=1e-3):
-        scalars = np.array((0.0, beta1, 1 - beta1, 0.999, 0.001, 1e-8, step_size), dtype)
+    def on(dtype, beta1=0.9, beta2=0.999, step_size=1e-3):
+        scalars = np.array((0.0, beta1, 1 - beta1, beta2, 1 - beta2, 1e-8, step_size), dtype)
         return compiled._stuck_moments(scalars)[0] == 1.0
     assert on(np.float32)
+    assert not on(np.float32, beta2=1.0)  # no threshold for a gradient's square to fall under
     assert on(np.float32, step_size=2.0**-26)
     assert not on(np.float32, step_size=2.0**-27)  # the bound would not be a normal float32
     assert not on(np.float64)  # a float64 moment's decay is not exact in float64

@@ -167,6 +167,8 @@ def compiled_check() -> Check:
         rng = np.random.default_rng(0)
         param, grad, m, v = (rng.standard_normal(7).astype(np.float32) for _ in range(4))
         v = v * v  # a second moment is not negative
+        grad[3], m[3] = 0.0, np.float32(3 * 2.0**-149)  # a moment stuck at a subnormal value: the loop's float64 path
+        grad[5], v[5] = np.float32(1e-20), np.float32(1.0)  # a gradient whose square the loop leaves out of v
         mask = np.array([1, 0, 1, 1, 0, 1, 1], np.float32)
         want_m = m * 0.9 + (grad * mask) * (1.0 - 0.9)
         want_v = v * 0.999 + ((grad * mask) * (grad * mask)) * (1.0 - 0.999)
