@@ -11,8 +11,9 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
 
 * ``adam_update`` does the float operations of ``Adam.step``'s NumPy passes, in the same order, in the arrays'
   dtype, with no fast-math and so no fused multiply-add: the results are equal bit for bit
-  (``tests/test_compiled.py``). A first moment stuck at a subnormal value is decayed in float64 instead, which
-  gives the same bits without the CPU's slow subnormal arithmetic (``_adam_update_loop`` says why);
+  (``tests/test_compiled.py``). A first moment stuck at a subnormal value is decayed in float64 instead, and a
+  gradient's square that would be subnormal is left out where rounding drops it: the same bits without the CPU's
+  slow subnormal arithmetic (``_adam_update_loop`` says why);
 * ``gpu_adam_update`` does the same operations on CuPy arrays, compiled without fused multiply-adds
   (``--fmad=false``): equal bit for bit to the CuPy passes of ``Adam.step`` (a test marked gpu);
 * ``sampled_product`` computes what ``minilottery.lab.sparse_training.sampled_product`` gathers and sums with
@@ -89,7 +90,8 @@ def fits(*arrays: Any) -> bool:
 def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no cover - compiled; twin: Adam.step
     """Adam's update of one parameter, in place: the NumPy passes of ``Adam.step`` fused into one loop.
 
-    Every array is 1-D, of the same length; ``mask`` has length 0 for an unmasked parameter. ``scalars`` is
+    Every array is 1-D, of the same length; ``mask`` may have length 0 for an unmasked parameter (``adam_update``
+    passes ones instead, with which the loop is vectorised). ``scalars`` is
     (weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, eps_hat, step_size) in the arrays' dtype, so every
     operation is in that dtype, as in the NumPy passes. ``stuck`` is ``_stuck_moments``' (on, beta1 * 2**149,
     bound, tiny_gradient, large_v), in float64.

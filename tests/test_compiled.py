@@ -88,9 +88,9 @@ def test_gpu_adam_kernel_equals_cupy_passes_bit_for_bit(monkeypatch, dtype, mask
 def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta1: float, eps: float,
                steps: int = 30) -> list[dict[str, np.ndarray]]:
     """Copies of every parameter and Adam moment after each of ``steps`` steps in which half the weights have a
-    zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), a fifth a gradient
-    so small that its square would be subnormal, the second moments 0, subnormal or normal, and the weights
-    themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN."""
+    zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), a tenth a gradient
+    so small that its square would be subnormal and a tenth one of 1e-15, the second moments from 0 and subnormal
+    to 1e-6, and the weights themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN."""
     monkeypatch.setenv(compiled.ENV_SWITCH, switch)
     rng = np.random.default_rng(11)
     model = Sequential(Dense(40, 50, rng=rng), ReLU(), Dense(50, 6, rng=rng))
