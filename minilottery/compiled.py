@@ -90,8 +90,7 @@ def fits(*arrays: Any) -> bool:
 def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no cover - compiled; twin: Adam.step
     """Adam's update of one parameter, in place: the NumPy passes of ``Adam.step`` fused into one loop.
 
-    Every array is 1-D, of the same length; ``mask`` may have length 0 for an unmasked parameter (``adam_update``
-    passes ones instead, with which the loop is vectorised). ``scalars`` is
+    Every array is 1-D, of the same length; an unmasked parameter's ``mask`` is ones (``adam_update``). ``scalars`` is
     (weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, eps_hat, step_size) in the arrays' dtype, so every
     operation is in that dtype, as in the NumPy passes. ``stuck`` is ``_stuck_moments``' (on, beta1 * 2**149,
     bound, tiny_gradient, large_v), in float64.
@@ -117,13 +116,11 @@ def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no co
     smallest_normal = scalars.dtype.type(2.0**-126)  # float32's; a float64 call has ``on`` False
     smallest_weight = scalars.dtype.type(2.0**-60)
     zero = scalars.dtype.type(0)
-    masked = mask.size > 0
     for i in range(param.size):
         d = grad[i]
         if weight_decay != 0:
             d = param[i] * weight_decay + d
-        if masked:
-            d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
+        d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
         decayed_v = v[i] * beta2
         # a gradient so small that (d * d) * (1 - beta2) would be computed as a subnormal number adds nothing to a
         # v * beta2 this large: its square is dropped, as rounding would drop it
@@ -143,8 +140,7 @@ def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no co
         param[i] = weight - (new_moment / denominator) * step_size
         decayed = scalars.dtype.type(decayed_ulps * 2.0**-149)
         m[i] = (-decayed if moment < 0 else decayed) if stuck_here else new_moment
-        if masked:
-            param[i] = param[i] * mask[i]  # pruned weights are exactly 0.0 after the step
+        param[i] = param[i] * mask[i]  # pruned weights are exactly 0.0 after the step
 
 
 @functools.cache
@@ -187,8 +183,8 @@ def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_deca
     """
     # the seven scalars in one array of the parameter's dtype (each rounded as NumPy rounds a Python float)
     scalars = np.array((weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps_hat, step_size), param.dtype)
-    # An unmasked parameter gets a mask of ones: multiplying by 1 changes no bit, and the loop without a mask,
-    # its stuck-moment selects included, was not vectorised (20x slower on 235,200 weights).
+    # An unmasked parameter gets a mask of ones: multiplying by 1 changes no bit, and a loop that branched on
+    # having a mask was not vectorised without one (20x slower on 235,200 weights).
     mask = _ones(param.size, param.dtype.str) if mask is None else mask
     # (size,) views of the C-contiguous arrays, written through in place: one compiled version per dtype, not
     # one per number of dimensions
