@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minilottery import compiled
 from minilottery.lab import bench_sparse, bench_torch
-from minilottery.lab.bench import BenchConfig, run_bench
+from minilottery.lab.bench import BenchConfig, format_report, run_bench
 from minilottery.lab.bench_config import TorchScriptConfig
 from minilottery.lab.bench_sparse import (
     check_same_predictions,
@@ -57,6 +58,9 @@ def test_run_bench_schema():
     json.dumps(result)  # JSON-able as a whole
     assert result["device"] == "cpu"
     assert result["machine"]["cpu_count"] >= 1 and isinstance(result["machine"]["numpy"], str)
+    # whether Adam ran as the compiled loop or as NumPy passes is part of every step's time: said in the report
+    assert result["machine"]["compiled"] == compiled.describe()
+    assert f"compiled loops: {compiled.describe()}" in format_report(result).splitlines()[1]
     assert result["peak_gflops"] > 0 and result["peak_size"] == 64
     entry = result["models"]["lenet_300_100"]
     for key, kind in MODEL_KEYS.items():
@@ -344,3 +348,4 @@ def test_both_sides_run_and_report(mnist_data):
         run = result["runs"][side][0]
         assert run["seconds"] > 0 and run["early_stop_iteration"] in (10, 20) and run["test_accuracy"] > 50
     assert result["median_ratio"] > 0
+    assert f"compiled loops {compiled.describe()}" in bench_torch.format_vs_torch(result)

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from minilottery import backend
+from minilottery import backend, compiled
 from minilottery.lab.bench_config import MNIST_TRAIN_EXAMPLES, BenchConfig
 from minilottery.lab.bench_sparse import bench_sparse, bench_sparse_training, format_training
 from minilottery.lab.bench_steps import (
@@ -162,6 +162,8 @@ def machine_info(device: str) -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "blas": _blas_info(),
+        # Adam's update is a fused loop with Numba and NumPy passes without it: a step's time depends on which
+        "compiled": compiled.describe(),
     }
     if device == "gpu":
         xp = backend.get_backend("gpu").xp
@@ -233,6 +235,7 @@ def format_report(result: dict[str, Any]) -> str:
     where = m.get("gpu") or f"{m['cpu_count']} CPU cores ({m['processor']})"
     lines = [
         f"device {result['device']}: {where}; numpy {m['numpy']}, scipy {m['scipy']}, BLAS {m['blas']}",
+        f"compiled loops: {m['compiled']}",
         f"peak: {result['peak_gflops']:.1f} GFLOP/s (best {result['peak_size']}x{result['peak_size']} float32 matmul)",
         "",
         f"training step (batch {result['config']['batch_size']}, Adam, all-ones masks), median of "

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from minilottery import compiled
 from minilottery.data import load_mnist, mnist
 from minilottery.lab import threads
 from minilottery.lab.bench_steps import (
@@ -326,7 +327,8 @@ def run_vs_torch_script(config: TorchScriptConfig, log: Callable[[str], None] | 
     runs = run_alternately(lines, config.runs, thread_env(config.threads), time_process, log)
     result = summarize({side: [run["seconds"] for run in runs[side]] for side in lines})
     return {"config": asdict(config), "torch_python": torch_python, "torch_version": torch_version,
-            "numpy_version": np.__version__, "commands": lines, "runs": runs, **result}
+            "numpy_version": np.__version__, "compiled": compiled.describe(), "commands": lines, "runs": runs,
+            **result}
 
 
 def format_vs_torch(result: dict[str, Any]) -> str:
@@ -334,6 +336,7 @@ def format_vs_torch(result: dict[str, Any]) -> str:
     c = result["config"]
     lines = [f"one network of the demo: LeNet-300-100, {c['iterations']:,} iterations, evaluation every "
              f"{c['eval_every']}, density {c['density']:g}, {c['threads']} thread(s); whole processes, A B A B",
+             f"  minilottery's side: {result['commands']['minilottery'][0]}, compiled loops {result['compiled']}",
              f"  {'run':>4}{'minilottery s':>15}{'PyTorch s':>12}{'ratio':>8}"]
     for i, ratio in enumerate(result["pair_ratios"]):
         ours, theirs = result["runs"]["minilottery"][i], result["runs"]["pytorch"][i]
