@@ -355,7 +355,8 @@ def test_sparse_input_loop_propagates_nan_and_inf_of_the_input():
     np.testing.assert_array_equal(product[2], 0.0)
 
 
-def test_sparse_input_is_chosen_for_mostly_zero_inputs_only():
+def test_sparse_input_is_chosen_for_mostly_zero_inputs_only(monkeypatch):
+    monkeypatch.setattr(compiled, "blas_core", lambda: "Haswell")  # where the loop outruns BLAS
     rng = np.random.default_rng(2)
     rows = compiled.SPARSE_INPUT_MIN_ROWS
     weight = rng.standard_normal((8, 100)).astype(np.float32)
@@ -376,9 +377,24 @@ def test_sparse_input_is_chosen_for_mostly_zero_inputs_only():
     outputs = compiled.SPARSE_INPUT_MAX_WEIGHTS // 100
     assert compiled.sparse_input_pays(x, np.zeros((outputs, 100), np.float32))
     assert not compiled.sparse_input_pays(x, np.zeros((outputs + 1, 100), np.float32))
+    for core in compiled.BLAS_CORES_FASTER_THAN_SPARSE_INPUT:  # OpenBLAS's AVX-512 kernels keep the product
+        monkeypatch.setattr(compiled, "blas_core", lambda core=core: core)
+        assert not compiled.sparse_input_pays(x, weight)
+    monkeypatch.setattr(compiled, "blas_core", lambda: "")  # another BLAS: the loop
+    assert compiled.sparse_input_pays(x, weight)
+
+
+def test_blas_core_names_openblas_core():
+    core = compiled.blas_core()
+    assert isinstance(core, str)
+    from threadpoolctl import threadpool_info
+
+    if any(info.get("internal_api") == "openblas" for info in threadpool_info()):
+        assert core  # NumPy's wheels link OpenBLAS, which names the kernels it picked
 
 
 def test_dense_evaluates_a_mostly_zero_input_by_its_non_zero_entries(monkeypatch):
+    monkeypatch.setattr(compiled, "blas_core", lambda: "Haswell")  # where the loop outruns BLAS
     rng = np.random.default_rng(4)
     layer = Dense(30, 7, rng=rng)
     layer.set_mask("W", rng.random((7, 30)) > 0.3)

@@ -162,6 +162,7 @@ def machine_info(device: str) -> dict[str, Any]:
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "blas": _blas_info(),
+        "blas_core": compiled.blas_core(),  # OpenBLAS's kernels for this CPU: they decide its products' speed
         # Adam's update is a fused loop with Numba and NumPy passes without it: a step's time depends on which
         "compiled": compiled.describe(),
     }
@@ -234,7 +235,8 @@ def format_report(result: dict[str, Any]) -> str:
     m = result["machine"]
     where = m.get("gpu") or f"{m['cpu_count']} CPU cores ({m['processor']})"
     lines = [
-        f"device {result['device']}: {where}; numpy {m['numpy']}, scipy {m['scipy']}, BLAS {m['blas']}",
+        f"device {result['device']}: {where}; numpy {m['numpy']}, scipy {m['scipy']}, BLAS {m['blas']}"
+        + (f" ({m['blas_core']} kernels)" if m.get("blas_core") else ""),
         f"compiled loops: {m['compiled']}",
         f"peak: {result['peak_gflops']:.1f} GFLOP/s (best {result['peak_size']}x{result['peak_size']} float32 matmul)",
         "",
