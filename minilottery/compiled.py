@@ -181,15 +181,26 @@ def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_deca
     ``eps_hat = eps * sqrt(1 - beta2**t)`` and ``step_size = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``.
     Call only when ``enabled()`` and ``fits(param, grad, m, v[, mask])``.
     """
-    # the seven scalars in one array of the parameter's dtype (each rounded as NumPy rounds a Python float)
-    scalars = np.array((weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps_hat, step_size), param.dtype)
+    scalars, stuck = _loop_scalars(param.dtype.str, weight_decay, beta1, beta2, eps_hat, step_size)
     # An unmasked parameter gets a mask of ones: multiplying by 1 changes no bit, and a loop that branched on
     # having a mask was not vectorised without one (20x slower on 235,200 weights).
     mask = _ones(param.size, param.dtype.str) if mask is None else mask
     # (size,) views of the C-contiguous arrays, written through in place: one compiled version per dtype, not
     # one per number of dimensions
     _compiled_adam()(param.reshape(-1), grad.reshape(-1), mask.reshape(-1), m.reshape(-1), v.reshape(-1), scalars,
-                     _stuck_moments(scalars))
+                     stuck)
+
+
+@functools.lru_cache(maxsize=16)
+def _loop_scalars(dtype: str, weight_decay: float, beta1: float, beta2: float, eps_hat: float,
+                  step_size: float) -> tuple[Any, Any]:
+    """``_adam_update_loop``'s read-only ``scalars`` (the seven in the parameter's dtype, each rounded as NumPy
+    rounds a Python float) and ``stuck`` (``_stuck_moments``'). Made once per step, not once per parameter: every
+    parameter of a step has the same step count, so the same scalars."""
+    scalars = np.array((weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2, eps_hat, step_size), dtype)
+    stuck = _stuck_moments(scalars)
+    scalars.flags.writeable = stuck.flags.writeable = False
+    return scalars, stuck
 
 
 @functools.lru_cache(maxsize=64)
