@@ -24,6 +24,7 @@ class Dense(Layer):
 
     In evaluation, with Numba, an input at most a quarter non-zero (MNIST's images) is multiplied by its non-zero
     entries only (``minilottery.compiled.sparse_input_times``): the matrix product's numbers within float rounding.
+    Not where OpenBLAS runs its AVX-512 kernels, whose product is faster (``compiled.sparse_input_pays``).
     """
 
     def __init__(

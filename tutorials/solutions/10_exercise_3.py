@@ -28,7 +28,8 @@ for a, b in zip(on_cpu.rounds, on_strict.rounds, strict=True):
     history_a, history_b = ticket_a.metrics["history"], ticket_b.metrics["history"]
     same_losses = history_a["train_loss"] == history_b["train_loss"]
     # On the CPU an evaluation of mostly-zero images adds their products in another order
-    # (minilottery.compiled.sparse_input_times, with Numba): equal to float rounding, not bit for bit.
+    # (minilottery.compiled.sparse_input_times, with Numba, unless OpenBLAS runs its AVX-512 kernels): equal to
+    # float rounding, not bit for bit.
     close_evaluations = all(np.allclose(history_a[key], history_b[key], rtol=1e-5, atol=0.0)
                             for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy"))
     print(f"round {a.index}: masks equal {same_masks}, start weights equal {same_start}, final_weights equal "
