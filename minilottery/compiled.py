@@ -466,6 +466,204 @@ def max_pool(x: Any, kh: int, kw: int, sh: int, sw: int) -> tuple[Any, Any]:
     return out, argmax
 
 
+# -- Winograd's tile transforms ------------------------------------------------------------------------------
+#
+# The four transforms of ``minilottery.layers.winograd`` as loops over one image plane at a time. Each 6-point
+# transform (B^T, A^T and their transposes) is written out as the adds and scalings of its matrix's rows, and is
+# applied first along each row of a plane, then along the columns of the row results, so that a pixel shared by
+# two overlapping tiles is transformed along its row once. The constants are of the arrays' dtype (an integer
+# literal would promote float32 arithmetic to float64). Twins: the ``einsum`` functions of ``layers/winograd.py``
+# (equal within float rounding: the sums are taken in another order).
+
+
+def _winograd_input_loop(planes, padding, tiles_h, tiles_w, v):  # pragma: no cover - twin: input_transform
+    """(C, N, H, W) planes -> v (36, C, N * tiles_h * tiles_w): B^T d B of every 6x6 tile."""
+    n_channels, n_images, h, w = planes.shape
+    dt = planes.dtype
+    k2, k4, k5 = dt.type(2), dt.type(4), dt.type(5)
+    line = np.zeros(4 * tiles_w + 2, dt)  # one padded image row
+    rows = np.empty((4 * tiles_h + 2, 6, tiles_w), dt)  # B^T along each padded row, per tile
+    for c in range(n_channels):
+        for n in range(n_images):
+            for yy in range(4 * tiles_h + 2):
+                y = yy - padding
+                if y < 0 or y >= h:
+                    rows[yy] = 0
+                    continue
+                for xx in range(4 * tiles_w + 2):
+                    x = xx - padding
+                    line[xx] = planes[c, n, y, x] if 0 <= x < w else 0
+                for tx in range(tiles_w):
+                    d0, d1, d2 = line[4 * tx], line[4 * tx + 1], line[4 * tx + 2]
+                    d3, d4, d5 = line[4 * tx + 3], line[4 * tx + 4], line[4 * tx + 5]
+                    rows[yy, 0, tx] = k4 * d0 - k5 * d2 + d4
+                    rows[yy, 1, tx] = -k4 * d1 - k4 * d2 + d3 + d4
+                    rows[yy, 2, tx] = k4 * d1 - k4 * d2 - d3 + d4
+                    rows[yy, 3, tx] = -k2 * d1 - d2 + k2 * d3 + d4
+                    rows[yy, 4, tx] = k2 * d1 - d2 - k2 * d3 + d4
+                    rows[yy, 5, tx] = k4 * d1 - k5 * d3 + d5
+            for ty in range(tiles_h):
+                p0 = (n * tiles_h + ty) * tiles_w
+                for b in range(6):
+                    for tx in range(tiles_w):
+                        d0, d1, d2 = rows[4 * ty, b, tx], rows[4 * ty + 1, b, tx], rows[4 * ty + 2, b, tx]
+                        d3, d4, d5 = rows[4 * ty + 3, b, tx], rows[4 * ty + 4, b, tx], rows[4 * ty + 5, b, tx]
+                        v[b, c, p0 + tx] = k4 * d0 - k5 * d2 + d4
+                        v[6 + b, c, p0 + tx] = -k4 * d1 - k4 * d2 + d3 + d4
+                        v[12 + b, c, p0 + tx] = k4 * d1 - k4 * d2 - d3 + d4
+                        v[18 + b, c, p0 + tx] = -k2 * d1 - d2 + k2 * d3 + d4
+                        v[24 + b, c, p0 + tx] = k2 * d1 - d2 - k2 * d3 + d4
+                        v[30 + b, c, p0 + tx] = k4 * d1 - k5 * d3 + d5
+
+
+def _winograd_input_adjoint_loop(d_v, padding, tiles_h, tiles_w, dx):  # pragma: no cover - twin: see above
+    """d_v (36, C, tiles) -> dx (C, N, H, W): B d_v B^T of every tile, overlapping tiles adding up."""
+    n_channels, n_images, h, w = dx.shape
+    dt = dx.dtype
+    k2, k4, k5 = dt.type(2), dt.type(4), dt.type(5)
+    line = np.empty(4 * tiles_w + 2, dt)
+    rows = np.empty((4 * tiles_h + 2, 6, tiles_w), dt)
+    for c in range(n_channels):
+        for n in range(n_images):
+            rows[:] = 0
+            for ty in range(tiles_h):
+                p0 = (n * tiles_h + ty) * tiles_w
+                for b in range(6):
+                    for tx in range(tiles_w):
+                        v0, v1, v2 = d_v[b, c, p0 + tx], d_v[6 + b, c, p0 + tx], d_v[12 + b, c, p0 + tx]
+                        v3, v4, v5 = d_v[18 + b, c, p0 + tx], d_v[24 + b, c, p0 + tx], d_v[30 + b, c, p0 + tx]
+                        rows[4 * ty, b, tx] += k4 * v0
+                        rows[4 * ty + 1, b, tx] += -k4 * v1 + k4 * v2 - k2 * v3 + k2 * v4 + k4 * v5
+                        rows[4 * ty + 2, b, tx] += -k5 * v0 - k4 * v1 - k4 * v2 - v3 - v4
+                        rows[4 * ty + 3, b, tx] += v1 - v2 + k2 * v3 - k2 * v4 - k5 * v5
+                        rows[4 * ty + 4, b, tx] += v0 + v1 + v2 + v3 + v4
+                        rows[4 * ty + 5, b, tx] += v5
+            for y in range(h):
+                yy = y + padding  # < 4 * tiles_h + 2, as 4 * tiles_h >= OH = H + 2 * padding - 2
+                line[:] = 0
+                for tx in range(tiles_w):
+                    v0, v1, v2 = rows[yy, 0, tx], rows[yy, 1, tx], rows[yy, 2, tx]
+                    v3, v4, v5 = rows[yy, 3, tx], rows[yy, 4, tx], rows[yy, 5, tx]
+                    line[4 * tx] += k4 * v0
+                    line[4 * tx + 1] += -k4 * v1 + k4 * v2 - k2 * v3 + k2 * v4 + k4 * v5
+                    line[4 * tx + 2] += -k5 * v0 - k4 * v1 - k4 * v2 - v3 - v4
+                    line[4 * tx + 3] += v1 - v2 + k2 * v3 - k2 * v4 - k5 * v5
+                    line[4 * tx + 4] += v0 + v1 + v2 + v3 + v4
+                    line[4 * tx + 5] += v5
+                for x in range(w):
+                    dx[c, n, y, x] = line[x + padding]
+
+
+def _winograd_output_loop(m, bias, tiles_h, tiles_w, out):  # pragma: no cover - twin: output_transform
+    """m (36, F, tiles) -> out (F, N, OH, OW): A^T m A of every tile, cut at the output's edge, plus the bias."""
+    n_out, n_images, out_h, out_w = out.shape
+    dt = out.dtype
+    k2, k4, k8 = dt.type(2), dt.type(4), dt.type(8)
+    cols = np.empty((4, 6, tiles_w), dt)  # A^T along each column of the tiles of one tile row
+    line = np.empty(4 * tiles_w, dt)  # one output row, whole tiles
+    for f in range(n_out):
+        bias_f = bias[f]
+        for n in range(n_images):
+            for ty in range(tiles_h):
+                p0 = (n * tiles_h + ty) * tiles_w
+                for b in range(6):
+                    for tx in range(tiles_w):
+                        m0, m1, m2 = m[b, f, p0 + tx], m[6 + b, f, p0 + tx], m[12 + b, f, p0 + tx]
+                        m3, m4, m5 = m[18 + b, f, p0 + tx], m[24 + b, f, p0 + tx], m[30 + b, f, p0 + tx]
+                        cols[0, b, tx] = m0 + m1 + m2 + m3 + m4
+                        cols[1, b, tx] = m1 - m2 + k2 * (m3 - m4)
+                        cols[2, b, tx] = m1 + m2 + k4 * (m3 + m4)
+                        cols[3, b, tx] = m1 - m2 + k8 * (m3 - m4) + m5
+                for i in range(min(4, out_h - 4 * ty)):
+                    for tx in range(tiles_w):
+                        m0, m1, m2 = cols[i, 0, tx], cols[i, 1, tx], cols[i, 2, tx]
+                        m3, m4, m5 = cols[i, 3, tx], cols[i, 4, tx], cols[i, 5, tx]
+                        line[4 * tx] = (m0 + m1 + m2 + m3 + m4) + bias_f
+                        line[4 * tx + 1] = (m1 - m2 + k2 * (m3 - m4)) + bias_f
+                        line[4 * tx + 2] = (m1 + m2 + k4 * (m3 + m4)) + bias_f
+                        line[4 * tx + 3] = (m1 - m2 + k8 * (m3 - m4) + m5) + bias_f
+                    for x in range(out_w):
+                        out[f, n, 4 * ty + i, x] = line[x]
+
+
+def _winograd_output_adjoint_loop(d_out, tiles_h, tiles_w, d_m):  # pragma: no cover - twin: see above
+    """d_out (F, N, OH, OW) -> d_m (36, F, tiles): A g A^T of every 4x4 tile, 0 beyond the output's edge."""
+    n_out, n_images, out_h, out_w = d_out.shape
+    dt = d_out.dtype
+    k2, k4, k8 = dt.type(2), dt.type(4), dt.type(8)
+    rows = np.empty((4, 6, tiles_w), dt)  # A along each row of the tiles of one tile row
+    line = np.zeros(4 * tiles_w, dt)  # one output row, 0 beyond the edge
+    for f in range(n_out):
+        for n in range(n_images):
+            for ty in range(tiles_h):
+                p0 = (n * tiles_h + ty) * tiles_w
+                for i in range(4):
+                    y = 4 * ty + i
+                    for x in range(out_w):
+                        line[x] = d_out[f, n, y, x] if y < out_h else 0
+                    for tx in range(tiles_w):
+                        o0, o1, o2, o3 = line[4 * tx], line[4 * tx + 1], line[4 * tx + 2], line[4 * tx + 3]
+                        rows[i, 0, tx] = o0
+                        rows[i, 1, tx] = o0 + o1 + o2 + o3
+                        rows[i, 2, tx] = o0 - o1 + o2 - o3
+                        rows[i, 3, tx] = o0 + k2 * o1 + k4 * o2 + k8 * o3
+                        rows[i, 4, tx] = o0 - k2 * o1 + k4 * o2 - k8 * o3
+                        rows[i, 5, tx] = o3
+                for b in range(6):
+                    for tx in range(tiles_w):
+                        o0, o1, o2, o3 = rows[0, b, tx], rows[1, b, tx], rows[2, b, tx], rows[3, b, tx]
+                        d_m[b, f, p0 + tx] = o0
+                        d_m[6 + b, f, p0 + tx] = o0 + o1 + o2 + o3
+                        d_m[12 + b, f, p0 + tx] = o0 - o1 + o2 - o3
+                        d_m[18 + b, f, p0 + tx] = o0 + k2 * o1 + k4 * o2 + k8 * o3
+                        d_m[24 + b, f, p0 + tx] = o0 - k2 * o1 + k4 * o2 - k8 * o3
+                        d_m[30 + b, f, p0 + tx] = o3
+
+
+class _WinogradLoops(NamedTuple):
+    input: Any
+    input_adjoint: Any
+    output: Any
+    output_adjoint: Any
+
+
+@functools.cache
+def _winograd_loops() -> _WinogradLoops:
+    njit = _numba().njit
+    return _WinogradLoops(*(njit(loop, cache=True, nogil=True, error_model="numpy") for loop in (
+        _winograd_input_loop, _winograd_input_adjoint_loop, _winograd_output_loop, _winograd_output_adjoint_loop)))
+
+
+def winograd_input(planes: Any, padding: int, tiles_h: int, tiles_w: int, out: Any) -> Any:
+    """``winograd.input_transform`` written into ``out`` (36, C, N * tiles_h * tiles_w); returns ``out``.
+    Call only when ``enabled()`` and ``fits(planes, out)``."""
+    _winograd_loops().input(planes, padding, tiles_h, tiles_w, out)
+    return out
+
+
+def winograd_input_adjoint(d_v: Any, padding: int, tiles_h: int, tiles_w: int, image_shape: tuple) -> Any:
+    """``winograd.input_transform_adjoint``: a new (C, N, H, W) array. Call only when ``enabled()`` and
+    ``fits(d_v)``."""
+    dx = np.empty(image_shape, dtype=d_v.dtype)
+    _winograd_loops().input_adjoint(d_v, padding, tiles_h, tiles_w, dx)
+    return dx
+
+
+def winograd_output(m: Any, bias: Any, tiles_h: int, tiles_w: int, out_shape: tuple) -> Any:
+    """``winograd.output_transform``: a new (F, N, OH, OW) array, ``out_shape``, covered by tiles_h x tiles_w
+    tiles per image (``winograd.tile_counts``). Call only when ``enabled()`` and ``fits(m, bias)``."""
+    out = np.empty(out_shape, dtype=m.dtype)
+    _winograd_loops().output(m, bias, tiles_h, tiles_w, out)
+    return out
+
+
+def winograd_output_adjoint(d_out: Any, tiles_h: int, tiles_w: int, out: Any) -> Any:
+    """``winograd.output_transform_adjoint`` written into ``out`` (36, F, tiles); returns ``out``. Call only
+    when ``enabled()`` and ``fits(d_out, out)``."""
+    _winograd_loops().output_adjoint(d_out, tiles_h, tiles_w, out)
+    return out
+
+
 # -- Adam's update on the GPU --------------------------------------------------------------------------------
 
 
@@ -524,4 +722,5 @@ def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_
 __all__ = ["BLAS_CORES_FASTER_THAN_SPARSE_INPUT", "ENV_SWITCH", "EXACT_BATCH_MAX", "SPARSE_INPUT_DENSITY",
            "SPARSE_INPUT_MAX_WEIGHTS", "SPARSE_INPUT_MIN_ROWS", "adam_update", "blas_core", "csr_times",
            "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits",
-           "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times"]
+           "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times", "winograd_input",
+           "winograd_input_adjoint", "winograd_output", "winograd_output_adjoint"]
