@@ -469,11 +469,14 @@ def max_pool(x: Any, kh: int, kw: int, sh: int, sw: int) -> tuple[Any, Any]:
 # -- Winograd's tile transforms ------------------------------------------------------------------------------
 #
 # The four transforms of ``minilottery.layers.winograd`` as loops over one image plane at a time. Each 6-point
-# transform (B^T, A^T and their transposes) is written out as the adds and scalings of its matrix's rows, and is
-# applied first along each row of a plane, then along the columns of the row results, so that a pixel shared by
-# two overlapping tiles is transformed along its row once. The constants are of the arrays' dtype (an integer
-# literal would promote float32 arithmetic to float64). Twins: the ``einsum`` functions of ``layers/winograd.py``
-# (equal within float rounding: the sums are taken in another order).
+# transform (B^T, A^T and their transposes) is written out as the adds and scalings of its matrix's rows. It is
+# applied along each row of a plane first, so that a pixel of two overlapping tiles is transformed along its row
+# once, then along the columns. Rows and columns are kept split by their offset within a tile (``line[r, t]`` is
+# column 4 * t + r of a row; ``rows[r, b, t * tiles_w + tx]`` row 4 * t + r), so the loop over a plane's tiles
+# reads and writes consecutive floats, which the compiler turns into vector instructions; with a 6x6 tile read
+# as one piece, every one of the 36 arrays of a transform would be written a few floats at a time. The constants
+# are of the arrays' dtype (an integer literal would promote float32 arithmetic to float64). Twins: the
+# ``einsum`` functions of ``layers/winograd.py``, equal within float rounding (the sums run in another order).
 
 
 def _winograd_input_loop(planes, padding, tiles_h, tiles_w, v):  # pragma: no cover - twin: input_transform
@@ -481,39 +484,42 @@ def _winograd_input_loop(planes, padding, tiles_h, tiles_w, v):  # pragma: no co
     n_channels, n_images, h, w = planes.shape
     dt = planes.dtype
     k2, k4, k5 = dt.type(2), dt.type(4), dt.type(5)
-    line = np.zeros(4 * tiles_w + 2, dt)  # one padded image row
-    rows = np.empty((4 * tiles_h + 2, 6, tiles_w), dt)  # B^T along each padded row, per tile
+    tiles = tiles_h * tiles_w
+    line = np.zeros((4, tiles_w + 1), dt)  # column 4 * t + r of one padded row at [r, t]; 0 beyond the image
+    rows = np.zeros((4, 6, (tiles_h + 1) * tiles_w), dt)  # B^T along padded row 4 * t + r at [r, :, t * tiles_w:]
     for c in range(n_channels):
         for n in range(n_images):
             for yy in range(4 * tiles_h + 2):
                 y = yy - padding
+                row = rows[yy % 4, :, (yy // 4) * tiles_w:(yy // 4 + 1) * tiles_w]  # (6, tiles_w)
                 if y < 0 or y >= h:
-                    rows[yy] = 0
+                    row[:] = 0
                     continue
-                for xx in range(4 * tiles_w + 2):
-                    x = xx - padding
-                    line[xx] = planes[c, n, y, x] if 0 <= x < w else 0
+                for x in range(w):
+                    line[(x + padding) % 4, (x + padding) // 4] = planes[c, n, y, x]
                 for tx in range(tiles_w):
-                    d0, d1, d2 = line[4 * tx], line[4 * tx + 1], line[4 * tx + 2]
-                    d3, d4, d5 = line[4 * tx + 3], line[4 * tx + 4], line[4 * tx + 5]
-                    rows[yy, 0, tx] = k4 * d0 - k5 * d2 + d4
-                    rows[yy, 1, tx] = -k4 * d1 - k4 * d2 + d3 + d4
-                    rows[yy, 2, tx] = k4 * d1 - k4 * d2 - d3 + d4
-                    rows[yy, 3, tx] = -k2 * d1 - d2 + k2 * d3 + d4
-                    rows[yy, 4, tx] = k2 * d1 - d2 - k2 * d3 + d4
-                    rows[yy, 5, tx] = k4 * d1 - k5 * d3 + d5
-            for ty in range(tiles_h):
-                p0 = (n * tiles_h + ty) * tiles_w
-                for b in range(6):
-                    for tx in range(tiles_w):
-                        d0, d1, d2 = rows[4 * ty, b, tx], rows[4 * ty + 1, b, tx], rows[4 * ty + 2, b, tx]
-                        d3, d4, d5 = rows[4 * ty + 3, b, tx], rows[4 * ty + 4, b, tx], rows[4 * ty + 5, b, tx]
-                        v[b, c, p0 + tx] = k4 * d0 - k5 * d2 + d4
-                        v[6 + b, c, p0 + tx] = -k4 * d1 - k4 * d2 + d3 + d4
-                        v[12 + b, c, p0 + tx] = k4 * d1 - k4 * d2 - d3 + d4
-                        v[18 + b, c, p0 + tx] = -k2 * d1 - d2 + k2 * d3 + d4
-                        v[24 + b, c, p0 + tx] = k2 * d1 - d2 - k2 * d3 + d4
-                        v[30 + b, c, p0 + tx] = k4 * d1 - k5 * d3 + d5
+                    d0, d1, d2, d3 = line[0, tx], line[1, tx], line[2, tx], line[3, tx]
+                    d4, d5 = line[0, tx + 1], line[1, tx + 1]
+                    row[0, tx] = k4 * d0 - k5 * d2 + d4
+                    row[1, tx] = -k4 * d1 - k4 * d2 + d3 + d4
+                    row[2, tx] = k4 * d1 - k4 * d2 - d3 + d4
+                    row[3, tx] = -k2 * d1 - d2 + k2 * d3 + d4
+                    row[4, tx] = k2 * d1 - d2 - k2 * d3 + d4
+                    row[5, tx] = k4 * d1 - k5 * d3 + d5
+            p0 = n * tiles
+            for b in range(6):
+                r0, r1, r2, r3 = rows[0, b], rows[1, b], rows[2, b], rows[3, b]  # ((tiles_h + 1) * tiles_w,)
+                v0, v1, v2 = v[b, c, p0:p0 + tiles], v[6 + b, c, p0:p0 + tiles], v[12 + b, c, p0:p0 + tiles]
+                v3, v4, v5 = v[18 + b, c, p0:p0 + tiles], v[24 + b, c, p0:p0 + tiles], v[30 + b, c, p0:p0 + tiles]
+                for t in range(tiles):  # tile t = ty * tiles_w + tx reads rows 4 ty .. 4 ty + 5
+                    d0, d1, d2, d3 = r0[t], r1[t], r2[t], r3[t]
+                    d4, d5 = r0[t + tiles_w], r1[t + tiles_w]
+                    v0[t] = k4 * d0 - k5 * d2 + d4
+                    v1[t] = -k4 * d1 - k4 * d2 + d3 + d4
+                    v2[t] = k4 * d1 - k4 * d2 - d3 + d4
+                    v3[t] = -k2 * d1 - d2 + k2 * d3 + d4
+                    v4[t] = k2 * d1 - d2 - k2 * d3 + d4
+                    v5[t] = k4 * d1 - k5 * d3 + d5
 
 
 def _winograd_input_adjoint_loop(d_v, padding, tiles_h, tiles_w, dx):  # pragma: no cover - twin: see above
@@ -521,37 +527,42 @@ def _winograd_input_adjoint_loop(d_v, padding, tiles_h, tiles_w, dx):  # pragma:
     n_channels, n_images, h, w = dx.shape
     dt = dx.dtype
     k2, k4, k5 = dt.type(2), dt.type(4), dt.type(5)
-    line = np.empty(4 * tiles_w + 2, dt)
-    rows = np.empty((4 * tiles_h + 2, 6, tiles_w), dt)
+    tiles = tiles_h * tiles_w
+    line = np.zeros((4, tiles_w + 1), dt)
+    rows = np.zeros((4, 6, (tiles_h + 1) * tiles_w), dt)
     for c in range(n_channels):
         for n in range(n_images):
-            rows[:] = 0
-            for ty in range(tiles_h):
-                p0 = (n * tiles_h + ty) * tiles_w
-                for b in range(6):
-                    for tx in range(tiles_w):
-                        v0, v1, v2 = d_v[b, c, p0 + tx], d_v[6 + b, c, p0 + tx], d_v[12 + b, c, p0 + tx]
-                        v3, v4, v5 = d_v[18 + b, c, p0 + tx], d_v[24 + b, c, p0 + tx], d_v[30 + b, c, p0 + tx]
-                        rows[4 * ty, b, tx] += k4 * v0
-                        rows[4 * ty + 1, b, tx] += -k4 * v1 + k4 * v2 - k2 * v3 + k2 * v4 + k4 * v5
-                        rows[4 * ty + 2, b, tx] += -k5 * v0 - k4 * v1 - k4 * v2 - v3 - v4
-                        rows[4 * ty + 3, b, tx] += v1 - v2 + k2 * v3 - k2 * v4 - k5 * v5
-                        rows[4 * ty + 4, b, tx] += v0 + v1 + v2 + v3 + v4
-                        rows[4 * ty + 5, b, tx] += v5
+            p0 = n * tiles
+            for b in range(6):
+                r0, r1, r2, r3 = rows[0, b], rows[1, b], rows[2, b], rows[3, b]
+                v0, v1, v2 = d_v[b, c, p0:p0 + tiles], d_v[6 + b, c, p0:p0 + tiles], d_v[12 + b, c, p0:p0 + tiles]
+                v3, v4, v5 = d_v[18 + b, c, p0:p0 + tiles], d_v[24 + b, c, p0:p0 + tiles], d_v[30 + b, c, p0:p0 + tiles]
+                for t in range(tiles):  # rows 4 ty .. 4 ty + 3 of each tile
+                    r0[t] = k4 * v0[t]
+                    r1[t] = -k4 * v1[t] + k4 * v2[t] - k2 * v3[t] + k2 * v4[t] + k4 * v5[t]
+                    r2[t] = -k5 * v0[t] - k4 * v1[t] - k4 * v2[t] - v3[t] - v4[t]
+                    r3[t] = v1[t] - v2[t] + k2 * v3[t] - k2 * v4[t] - k5 * v5[t]
+                r0[tiles:] = 0
+                r1[tiles:] = 0
+                for t in range(tiles):  # rows 4 ty + 4 and 4 ty + 5: rows 0 and 1 of the next tile row
+                    r0[t + tiles_w] += v0[t] + v1[t] + v2[t] + v3[t] + v4[t]
+                    r1[t + tiles_w] += v5[t]
             for y in range(h):
                 yy = y + padding  # < 4 * tiles_h + 2, as 4 * tiles_h >= OH = H + 2 * padding - 2
-                line[:] = 0
+                row = rows[yy % 4, :, (yy // 4) * tiles_w:(yy // 4 + 1) * tiles_w]  # (6, tiles_w)
                 for tx in range(tiles_w):
-                    v0, v1, v2 = rows[yy, 0, tx], rows[yy, 1, tx], rows[yy, 2, tx]
-                    v3, v4, v5 = rows[yy, 3, tx], rows[yy, 4, tx], rows[yy, 5, tx]
-                    line[4 * tx] += k4 * v0
-                    line[4 * tx + 1] += -k4 * v1 + k4 * v2 - k2 * v3 + k2 * v4 + k4 * v5
-                    line[4 * tx + 2] += -k5 * v0 - k4 * v1 - k4 * v2 - v3 - v4
-                    line[4 * tx + 3] += v1 - v2 + k2 * v3 - k2 * v4 - k5 * v5
-                    line[4 * tx + 4] += v0 + v1 + v2 + v3 + v4
-                    line[4 * tx + 5] += v5
+                    v0, v1, v2, v3, v4, v5 = row[0, tx], row[1, tx], row[2, tx], row[3, tx], row[4, tx], row[5, tx]
+                    line[0, tx] = k4 * v0
+                    line[1, tx] = -k4 * v1 + k4 * v2 - k2 * v3 + k2 * v4 + k4 * v5
+                    line[2, tx] = -k5 * v0 - k4 * v1 - k4 * v2 - v3 - v4
+                    line[3, tx] = v1 - v2 + k2 * v3 - k2 * v4 - k5 * v5
+                line[0, tiles_w] = 0
+                line[1, tiles_w] = 0
+                for tx in range(tiles_w):  # columns 4 tx + 4 and 4 tx + 5 of each tile
+                    line[0, tx + 1] += row[0, tx] + row[1, tx] + row[2, tx] + row[3, tx] + row[4, tx]
+                    line[1, tx + 1] += row[5, tx]
                 for x in range(w):
-                    dx[c, n, y, x] = line[x + padding]
+                    dx[c, n, y, x] = line[(x + padding) % 4, (x + padding) // 4]
 
 
 def _winograd_output_loop(m, bias, tiles_h, tiles_w, out):  # pragma: no cover - twin: output_transform
@@ -559,31 +570,31 @@ def _winograd_output_loop(m, bias, tiles_h, tiles_w, out):  # pragma: no cover -
     n_out, n_images, out_h, out_w = out.shape
     dt = out.dtype
     k2, k4, k8 = dt.type(2), dt.type(4), dt.type(8)
-    cols = np.empty((4, 6, tiles_w), dt)  # A^T along each column of the tiles of one tile row
-    line = np.empty(4 * tiles_w, dt)  # one output row, whole tiles
+    tiles = tiles_h * tiles_w
+    cols = np.empty((4, 6, tiles), dt)  # A^T along the columns of every tile: row i of tile t at [i, :, t]
+    line = np.empty((4, tiles_w), dt)  # column 4 * tx + j of one output row at [j, tx]
     for f in range(n_out):
         bias_f = bias[f]
         for n in range(n_images):
-            for ty in range(tiles_h):
-                p0 = (n * tiles_h + ty) * tiles_w
-                for b in range(6):
-                    for tx in range(tiles_w):
-                        m0, m1, m2 = m[b, f, p0 + tx], m[6 + b, f, p0 + tx], m[12 + b, f, p0 + tx]
-                        m3, m4, m5 = m[18 + b, f, p0 + tx], m[24 + b, f, p0 + tx], m[30 + b, f, p0 + tx]
-                        cols[0, b, tx] = m0 + m1 + m2 + m3 + m4
-                        cols[1, b, tx] = m1 - m2 + k2 * (m3 - m4)
-                        cols[2, b, tx] = m1 + m2 + k4 * (m3 + m4)
-                        cols[3, b, tx] = m1 - m2 + k8 * (m3 - m4) + m5
-                for i in range(min(4, out_h - 4 * ty)):
-                    for tx in range(tiles_w):
-                        m0, m1, m2 = cols[i, 0, tx], cols[i, 1, tx], cols[i, 2, tx]
-                        m3, m4, m5 = cols[i, 3, tx], cols[i, 4, tx], cols[i, 5, tx]
-                        line[4 * tx] = (m0 + m1 + m2 + m3 + m4) + bias_f
-                        line[4 * tx + 1] = (m1 - m2 + k2 * (m3 - m4)) + bias_f
-                        line[4 * tx + 2] = (m1 + m2 + k4 * (m3 + m4)) + bias_f
-                        line[4 * tx + 3] = (m1 - m2 + k8 * (m3 - m4) + m5) + bias_f
-                    for x in range(out_w):
-                        out[f, n, 4 * ty + i, x] = line[x]
+            p0 = n * tiles
+            for b in range(6):
+                m0, m1, m2 = m[b, f, p0:p0 + tiles], m[6 + b, f, p0:p0 + tiles], m[12 + b, f, p0:p0 + tiles]
+                m3, m4, m5 = m[18 + b, f, p0:p0 + tiles], m[24 + b, f, p0:p0 + tiles], m[30 + b, f, p0:p0 + tiles]
+                for t in range(tiles):
+                    cols[0, b, t] = m0[t] + m1[t] + m2[t] + m3[t] + m4[t]
+                    cols[1, b, t] = m1[t] - m2[t] + k2 * (m3[t] - m4[t])
+                    cols[2, b, t] = m1[t] + m2[t] + k4 * (m3[t] + m4[t])
+                    cols[3, b, t] = m1[t] - m2[t] + k8 * (m3[t] - m4[t]) + m5[t]
+            for y in range(out_h):
+                row = cols[y % 4, :, (y // 4) * tiles_w:(y // 4 + 1) * tiles_w]  # (6, tiles_w)
+                for tx in range(tiles_w):
+                    m0, m1, m2, m3, m4, m5 = row[0, tx], row[1, tx], row[2, tx], row[3, tx], row[4, tx], row[5, tx]
+                    line[0, tx] = (m0 + m1 + m2 + m3 + m4) + bias_f
+                    line[1, tx] = (m1 - m2 + k2 * (m3 - m4)) + bias_f
+                    line[2, tx] = (m1 + m2 + k4 * (m3 + m4)) + bias_f
+                    line[3, tx] = (m1 - m2 + k8 * (m3 - m4) + m5) + bias_f
+                for x in range(out_w):
+                    out[f, n, y, x] = line[x % 4, x // 4]
 
 
 def _winograd_output_adjoint_loop(d_out, tiles_h, tiles_w, d_m):  # pragma: no cover - twin: see above
@@ -591,33 +602,35 @@ def _winograd_output_adjoint_loop(d_out, tiles_h, tiles_w, d_m):  # pragma: no c
     n_out, n_images, out_h, out_w = d_out.shape
     dt = d_out.dtype
     k2, k4, k8 = dt.type(2), dt.type(4), dt.type(8)
-    rows = np.empty((4, 6, tiles_w), dt)  # A along each row of the tiles of one tile row
-    line = np.zeros(4 * tiles_w, dt)  # one output row, 0 beyond the edge
+    tiles = tiles_h * tiles_w
+    rows = np.zeros((4, 6, tiles), dt)  # A along row i of every tile: tile t at [i, :, t]; 0 beyond the edge
+    line = np.zeros((4, tiles_w), dt)  # column 4 * tx + j of one output row at [j, tx]; 0 beyond the edge
     for f in range(n_out):
         for n in range(n_images):
-            for ty in range(tiles_h):
-                p0 = (n * tiles_h + ty) * tiles_w
-                for i in range(4):
-                    y = 4 * ty + i
-                    for x in range(out_w):
-                        line[x] = d_out[f, n, y, x] if y < out_h else 0
-                    for tx in range(tiles_w):
-                        o0, o1, o2, o3 = line[4 * tx], line[4 * tx + 1], line[4 * tx + 2], line[4 * tx + 3]
-                        rows[i, 0, tx] = o0
-                        rows[i, 1, tx] = o0 + o1 + o2 + o3
-                        rows[i, 2, tx] = o0 - o1 + o2 - o3
-                        rows[i, 3, tx] = o0 + k2 * o1 + k4 * o2 + k8 * o3
-                        rows[i, 4, tx] = o0 - k2 * o1 + k4 * o2 - k8 * o3
-                        rows[i, 5, tx] = o3
-                for b in range(6):
-                    for tx in range(tiles_w):
-                        o0, o1, o2, o3 = rows[0, b, tx], rows[1, b, tx], rows[2, b, tx], rows[3, b, tx]
-                        d_m[b, f, p0 + tx] = o0
-                        d_m[6 + b, f, p0 + tx] = o0 + o1 + o2 + o3
-                        d_m[12 + b, f, p0 + tx] = o0 - o1 + o2 - o3
-                        d_m[18 + b, f, p0 + tx] = o0 + k2 * o1 + k4 * o2 + k8 * o3
-                        d_m[24 + b, f, p0 + tx] = o0 - k2 * o1 + k4 * o2 - k8 * o3
-                        d_m[30 + b, f, p0 + tx] = o3
+            for y in range(out_h):
+                for x in range(out_w):
+                    line[x % 4, x // 4] = d_out[f, n, y, x]
+                row = rows[y % 4, :, (y // 4) * tiles_w:(y // 4 + 1) * tiles_w]  # (6, tiles_w)
+                for tx in range(tiles_w):
+                    o0, o1, o2, o3 = line[0, tx], line[1, tx], line[2, tx], line[3, tx]
+                    row[0, tx] = o0
+                    row[1, tx] = o0 + o1 + o2 + o3
+                    row[2, tx] = o0 - o1 + o2 - o3
+                    row[3, tx] = o0 + k2 * o1 + k4 * o2 + k8 * o3
+                    row[4, tx] = o0 - k2 * o1 + k4 * o2 - k8 * o3
+                    row[5, tx] = o3
+            p0 = n * tiles
+            for b in range(6):
+                o0, o1, o2, o3 = rows[0, b], rows[1, b], rows[2, b], rows[3, b]  # (tiles,)
+                g0, g1, g2 = d_m[b, f, p0:p0 + tiles], d_m[6 + b, f, p0:p0 + tiles], d_m[12 + b, f, p0:p0 + tiles]
+                g3, g4, g5 = d_m[18 + b, f, p0:p0 + tiles], d_m[24 + b, f, p0:p0 + tiles], d_m[30 + b, f, p0:p0 + tiles]
+                for t in range(tiles):
+                    g0[t] = o0[t]
+                    g1[t] = o0[t] + o1[t] + o2[t] + o3[t]
+                    g2[t] = o0[t] - o1[t] + o2[t] - o3[t]
+                    g3[t] = o0[t] + k2 * o1[t] + k4 * o2[t] + k8 * o3[t]
+                    g4[t] = o0[t] - k2 * o1[t] + k4 * o2[t] - k8 * o3[t]
+                    g5[t] = o3[t]
 
 
 class _WinogradLoops(NamedTuple):
