@@ -87,8 +87,10 @@ def fits(*arrays: Any) -> bool:
 # -- Adam's update -------------------------------------------------------------------------------------------
 
 
-def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no cover - compiled; twin: Adam.step
-    """Adam's update of one parameter, in place: the NumPy passes of ``Adam.step`` fused into one loop.
+def _adam_update_loop(stuck_path: bool, counted: bool) -> Any:
+    """Adam's update of one parameter, in place: the NumPy passes of ``Adam.step`` fused into one loop. With
+    ``counted`` it returns how many of the updated first moments are subnormal (not 0, below float32's smallest
+    normal number), else 0.
 
     Every array is 1-D, of the same length; an unmasked parameter's ``mask`` is ones (``adam_update``). ``scalars`` is
     (weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, eps_hat, step_size) in the arrays' dtype, so every
@@ -108,46 +110,70 @@ def _adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no co
     beta2)`` would be subnormal too; where ``v * beta2`` is so much larger that rounding drops that term, it is
     dropped before it is computed. Every other element, and every element of a float64 parameter, goes through
     the passes' operations.
+
+    With ``stuck_path`` False the loop is compiled without that path (the constant removes it), for a parameter
+    whose moments were all normal or 0 when they were last counted (most of them, most of the time): the path's
+    float64 arithmetic is a third of the loop's time. Without subnormal moments the path changes nothing, and
+    with them only the time: the results are the same bits either way. Counting costs as much again, so it is a
+    compiled variant of its own too (``adam_update`` says when it runs).
     """
-    weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps_hat, step_size = (
-        scalars[0], scalars[1], scalars[2], scalars[3], scalars[4], scalars[5], scalars[6])
-    on, beta1_in_ulps, bound = stuck[0] != 0, stuck[1], scalars.dtype.type(stuck[2])
-    tiny_gradient, large_v = scalars.dtype.type(stuck[3]), scalars.dtype.type(stuck[4])
-    smallest_normal = scalars.dtype.type(2.0**-126)  # float32's; a float64 call has ``on`` False
-    smallest_weight = scalars.dtype.type(2.0**-60)
-    zero = scalars.dtype.type(0)
-    for i in range(param.size):
-        d = grad[i]
-        if weight_decay != 0:
-            d = param[i] * weight_decay + d
-        d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
-        decayed_v = v[i] * beta2
-        # a gradient so small that (d * d) * (1 - beta2) would be computed as a subnormal number adds nothing to a
-        # v * beta2 this large: its square is dropped, as rounding would drop it
-        square_adds_nothing = on & (abs(d) < tiny_gradient) & (decayed_v >= large_v)
-        d_for_v = zero if square_adds_nothing else d
-        v[i] = decayed_v + (d_for_v * d_for_v) * one_minus_beta2
-        denominator = np.sqrt(v[i]) + eps_hat
-        weight, moment = param[i], m[i]
-        # |m * beta1| in units of 2**-149, rounded half to even (adding and taking away 2**52 rounds a float64
-        # under 2**52 to an integer so, where np.rint would be a library call per element): exact if m is stuck
-        decayed_ulps = (abs(np.float64(moment)) * beta1_in_ulps + 2.0**52) - 2.0**52
-        stuck_here = (on & (d == 0) & (abs(moment) < smallest_normal) & (decayed_ulps != 0)
-                      & (abs(weight) >= smallest_weight) & (bound < abs(weight) * denominator))
-        # no branch: selects keep the loop vectorised. A stuck moment is only compared and widened to float64,
-        # which take no assist; it is never multiplied or divided.
-        new_moment = (zero if stuck_here else moment) * beta1 + d * one_minus_beta1
-        param[i] = weight - (new_moment / denominator) * step_size
-        decayed = scalars.dtype.type(decayed_ulps * 2.0**-149)
-        m[i] = (-decayed if moment < 0 else decayed) if stuck_here else new_moment
-        param[i] = param[i] * mask[i]  # pruned weights are exactly 0.0 after the step
+
+    def adam_update_loop(param, grad, mask, m, v, scalars, stuck):  # pragma: no cover - compiled; twin: Adam.step
+        weight_decay, beta1, one_minus_beta1, beta2, one_minus_beta2, eps_hat, step_size = (
+            scalars[0], scalars[1], scalars[2], scalars[3], scalars[4], scalars[5], scalars[6])
+        on, beta1_in_ulps, bound = stuck[0] != 0, stuck[1], scalars.dtype.type(stuck[2])
+        tiny_gradient, large_v = scalars.dtype.type(stuck[3]), scalars.dtype.type(stuck[4])
+        smallest_normal = scalars.dtype.type(2.0**-126)  # float32's; a float64 call has ``on`` False
+        smallest_weight = scalars.dtype.type(2.0**-60)
+        zero = scalars.dtype.type(0)
+        subnormal_moments = 0
+        for i in range(param.size):
+            d = grad[i]
+            if weight_decay != 0:
+                d = param[i] * weight_decay + d
+            d = d * mask[i]  # d = (g + wd * p) * mask: a pruned weight's d is exactly 0
+            decayed_v = v[i] * beta2
+            # a gradient so small that (d * d) * (1 - beta2) would be computed as a subnormal number adds nothing to
+            # a v * beta2 this large: its square is dropped, as rounding would drop it
+            square_adds_nothing = on & (abs(d) < tiny_gradient) & (decayed_v >= large_v)
+            d_for_v = zero if square_adds_nothing else d
+            v[i] = decayed_v + (d_for_v * d_for_v) * one_minus_beta2
+            denominator = np.sqrt(v[i]) + eps_hat
+            weight, moment = param[i], m[i]
+            if stuck_path:
+                # |m * beta1| in units of 2**-149, rounded half to even (adding and taking away 2**52 rounds a
+                # float64 under 2**52 to an integer so, where np.rint would be a library call per element): exact if
+                # m is stuck
+                decayed_ulps = (abs(np.float64(moment)) * beta1_in_ulps + 2.0**52) - 2.0**52
+                stuck_here = (on & (d == 0) & (abs(moment) < smallest_normal) & (decayed_ulps != 0)
+                              & (abs(weight) >= smallest_weight) & (bound < abs(weight) * denominator))
+                # no branch: selects keep the loop vectorised. A stuck moment is only compared and widened to
+                # float64, which take no assist; it is never multiplied or divided.
+                new_moment = (zero if stuck_here else moment) * beta1 + d * one_minus_beta1
+                decayed = scalars.dtype.type(decayed_ulps * 2.0**-149)
+                new_moment_or_stuck = (-decayed if moment < 0 else decayed) if stuck_here else new_moment
+            else:
+                new_moment = new_moment_or_stuck = moment * beta1 + d * one_minus_beta1
+            param[i] = weight - (new_moment / denominator) * step_size
+            m[i] = new_moment_or_stuck
+            if counted:
+                subnormal_moments += (abs(new_moment_or_stuck) < smallest_normal) & (new_moment_or_stuck != zero)
+            param[i] = param[i] * mask[i]  # pruned weights are exactly 0.0 after the step
+        return subnormal_moments
+
+    return adam_update_loop
 
 
 @functools.cache
-def _compiled_adam() -> Any:
+def _compiled_adam(stuck_path: bool, counted: bool) -> Any:
     # error_model="numpy": a division by zero gives inf as NumPy's does, instead of a check per element that
     # stops the loop from being vectorised
-    return _numba().njit(_adam_update_loop, cache=True, nogil=True, error_model="numpy")
+    return _numba().njit(_adam_update_loop(stuck_path, counted), cache=True, nogil=True, error_model="numpy")
+
+
+# How often ``Adam.step`` has the loop count a parameter's subnormal moments (``adam_update``): a moment that
+# turns subnormal between two counts costs slow arithmetic until the next one, never a different result.
+SUBNORMAL_RECOUNT_STEPS = 64
 
 
 def _stuck_moments(scalars: Any) -> Any:
@@ -174,12 +200,18 @@ def _stuck_moments(scalars: Any) -> Any:
 
 
 def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_decay: float, beta1: float,
-                beta2: float, eps_hat: float, step_size: float) -> None:
+                beta2: float, eps_hat: float, step_size: float, subnormal_moments: int | None = None) -> int | None:
     """One Adam update of ``param`` and its moments ``m``, ``v``, in place; ``mask`` None for an unmasked one.
 
     The scalars are ``Adam.step``'s, each rounded to the arrays' dtype as NumPy rounds a Python float operand:
     ``eps_hat = eps * sqrt(1 - beta2**t)`` and ``step_size = lr * sqrt(1 - beta2**t) / (1 - beta1**t)``.
     Call only when ``enabled()`` and ``fits(param, grad, m, v[, mask])``.
+
+    ``subnormal_moments`` picks one of the loop's compiled variants (``_adam_update_loop``), all with the same
+    bits: None runs it with the stuck-moment path, counting the subnormal first moments it leaves, and returns
+    the count; a count runs it without counting, with the path only where the count is not 0, and returns the
+    count unchanged. A count that has gone stale costs time only, never a different result. (A float64
+    parameter has no such path: nothing is counted, and the count passed is returned.)
     """
     scalars, stuck = _loop_scalars(param.dtype.str, weight_decay, beta1, beta2, eps_hat, step_size)
     # An unmasked parameter gets a mask of ones: multiplying by 1 changes no bit, and a loop that branched on
@@ -187,8 +219,11 @@ def adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_deca
     mask = _ones(param.size, param.dtype.str) if mask is None else mask
     # (size,) views of the C-contiguous arrays, written through in place: one compiled version per dtype, not
     # one per number of dimensions
-    _compiled_adam()(param.reshape(-1), grad.reshape(-1), mask.reshape(-1), m.reshape(-1), v.reshape(-1), scalars,
-                     stuck)
+    on = bool(stuck[0])  # off (a float64 parameter, say): the path would do nothing, and there is nothing to count
+    counted = on and subnormal_moments is None
+    loop = _compiled_adam(on and (counted or subnormal_moments > 0), counted)
+    count = loop(param.reshape(-1), grad.reshape(-1), mask.reshape(-1), m.reshape(-1), v.reshape(-1), scalars, stuck)
+    return count if counted else subnormal_moments
 
 
 @functools.lru_cache(maxsize=16)
@@ -733,7 +768,7 @@ def gpu_adam_update(param: Any, grad: Any, mask: Any, m: Any, v: Any, *, weight_
 
 
 __all__ = ["BLAS_CORES_FASTER_THAN_SPARSE_INPUT", "ENV_SWITCH", "EXACT_BATCH_MAX", "SPARSE_INPUT_DENSITY",
-           "SPARSE_INPUT_MAX_WEIGHTS", "SPARSE_INPUT_MIN_ROWS", "adam_update", "blas_core", "csr_times",
-           "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update", "gpu_enabled", "gpu_fits",
-           "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times", "winograd_input",
+           "SPARSE_INPUT_MAX_WEIGHTS", "SPARSE_INPUT_MIN_ROWS", "SUBNORMAL_RECOUNT_STEPS", "adam_update", "blas_core",
+           "csr_times", "csr_transposed_times", "describe", "enabled", "fits", "gpu_adam_update", "gpu_enabled",
+           "gpu_fits", "max_pool", "sampled_product", "sparse_input_pays", "sparse_input_times", "winograd_input",
            "winograd_input_adjoint", "winograd_output", "winograd_output_adjoint"]

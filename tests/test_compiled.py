@@ -86,11 +86,15 @@ def test_gpu_adam_kernel_equals_cupy_passes_bit_for_bit(monkeypatch, dtype, mask
 
 
 def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta1: float, eps: float,
-               steps: int = 30) -> list[dict[str, np.ndarray]]:
+               steps: int = 30, stuck_path: bool = True) -> list[dict[str, np.ndarray]]:
     """Copies of every parameter and Adam moment after each of ``steps`` steps in which half the weights have a
     zero gradient and most a subnormal first moment (as a pixel that is always 0 leaves them), a tenth a gradient
     so small that its square would be subnormal and a tenth one of 1e-15, the second moments from 0 and subnormal
-    to 1e-6, and the weights themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN."""
+    to 1e-6, and the weights themselves ranging from 0 and subnormals through 2**-60 to 1e30, inf and NaN.
+
+    With the loop on, ``stuck_path`` picks its compiled variant: with the stuck-moment path (the moments are
+    counted at the first step after they were set, as at a recount), or without it (as while a stale count of 0
+    holds)."""
     monkeypatch.setenv(compiled.ENV_SWITCH, switch)
     rng = np.random.default_rng(11)
     model = Sequential(Dense(40, 50, rng=rng), ReLU(), Dense(50, 6, rng=rng))
@@ -115,6 +119,14 @@ def _stuck_run(monkeypatch, switch: str, masked: bool, weight_decay: float, beta
             state["v"][...] = rng.choice(np.float32([0.0, 1e-41, 2.0**-115, 2.0**-98, 1e-30, 1e-6]), size=p.shape)
             odd = rng.random(p.shape) < 0.2
             p[odd] = rng.choice(special, size=int(odd.sum()))
+    if stuck_path:
+        optimizer._subnormal_moments.clear()  # the moments were set by hand: counted again at the next step
+    else:
+        adam_update = compiled.adam_update
+
+        def without_the_path(*args, subnormal_moments, **kwargs):  # a count of 0, whatever the moments
+            return adam_update(*args, subnormal_moments=0, **kwargs)
+        monkeypatch.setattr(compiled, "adam_update", without_the_path)
     snapshots = []
     for _ in range(steps):
         for layer_index, layer in zip((0, 2), layers):
@@ -143,10 +155,13 @@ def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.mark.parametrize("weight_decay", [0.0, 1e-2], ids=["no-decay", "decay"])
 @pytest.mark.parametrize("beta1", [0.9, 0.5, 0.3])
 @pytest.mark.parametrize("eps", [1e-8, 1e-30])  # a tiny eps and a subnormal second moment: a large update
-def test_adam_loop_updates_stuck_subnormal_moments_bit_for_bit(monkeypatch, masked, weight_decay, beta1, eps):
-    # the loop computes these moments' decay in float64 and leaves their weights as they are (the path that
-    # avoids the CPU's slow subnormal arithmetic); the passes compute both in float32
-    fused = _stuck_run(monkeypatch, "1", masked, weight_decay, beta1, eps)
+@pytest.mark.parametrize("stuck_path", [True, False], ids=["stuck-path", "plain"])
+def test_adam_loop_updates_stuck_subnormal_moments_bit_for_bit(monkeypatch, masked, weight_decay, beta1, eps,
+                                                                stuck_path):
+    # on the stuck path the loop computes these moments' decay in float64 and leaves their weights as they are
+    # (avoiding the CPU's slow subnormal arithmetic); the passes, and the loop without the path, in float32
+    fused = _stuck_run(monkeypatch, "1", masked, weight_decay, beta1, eps, stuck_path=stuck_path)
+    monkeypatch.undo()
     passes = _stuck_run(monkeypatch, "0", masked, weight_decay, beta1, eps)
     for step, (fused_arrays, passes_arrays) in enumerate(zip(fused, passes), start=1):
         for name, value in passes_arrays.items():  # every step: a moment decayed to -0.0 is +0.0 a step later
@@ -156,6 +171,22 @@ def test_adam_loop_updates_stuck_subnormal_moments_bit_for_bit(monkeypatch, mask
     # with decay, d = wd * p is not 0 and the moments leave the subnormal range; with beta1 <= 0.5 they decay to 0
     if beta1 > 0.5 and weight_decay == 0:
         assert stuck > 100, "the run left too few subnormal moments to test the loop on"
+
+
+def test_adam_update_counts_subnormal_moments_when_asked():
+    rng = np.random.default_rng(12)
+    param, m, v = (rng.standard_normal(1000).astype(np.float32) for _ in range(3))
+    v = np.abs(v)
+    m[:300] = np.float32(2.0**-140)  # subnormal, with a zero gradient: they stay subnormal
+    m[300:310] = np.float32(2.0**-149)  # the smallest subnormal: times 0.9 it rounds to itself
+    grad = rng.standard_normal(1000).astype(np.float32)
+    grad[:310] = 0
+    scalars = dict(weight_decay=0.0, beta1=0.9, beta2=0.999, eps_hat=1e-8, step_size=1e-3)
+    count = compiled.adam_update(param, grad, None, m, v, **scalars, subnormal_moments=None)
+    assert count == np.count_nonzero((m != 0) & (np.abs(m) < 2.0**-126)) == 310
+    assert compiled.adam_update(param, grad, None, m, v, **scalars, subnormal_moments=7) == 7  # not counted
+    as_float64 = (param.astype(np.float64), grad.astype(np.float64), None, m.astype(np.float64), v.astype(np.float64))
+    assert compiled.adam_update(*as_float64, **scalars, subnormal_moments=None) is None  # no path, nothing counted
 
 
 def test_the_stuck_moment_path_is_on_for_float32_training_only():

@@ -88,6 +88,16 @@ class Adam(WorkArrays, ReferenceAdam):
     with the same numbers bit for bit.
     """
 
+    @functools.cached_property
+    def _subnormal_moments(self) -> dict[str, int]:
+        """Param name -> how many of its first moments the compiled loop left subnormal when it last counted them:
+        a hint that picks the faster compilation of the loop (``compiled.adam_update``), never another result."""
+        return {}
+
+    def reset(self) -> None:
+        super().reset()
+        self._subnormal_moments.clear()
+
     def step(self) -> None:
         """One update of every parameter that has a gradient, in place."""
         beta1, beta2 = self.betas
@@ -103,9 +113,14 @@ class Adam(WorkArrays, ReferenceAdam):
             eps_hat, step_size = self.eps * root_c2, self.lr * root_c2 / (1.0 - beta1**t)
             arrays = (param, grad, m, v, *([] if mask is None else [mask]))
             if use_loop and compiled.fits(*arrays):
-                # the passes below, fused into one loop over memory: the same numbers, bit for bit
-                compiled.adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
-                                     beta2=beta2, eps_hat=eps_hat, step_size=step_size)
+                # the passes below, fused into one loop over memory: the same numbers, bit for bit. The count of
+                # subnormal moments, renewed every SUBNORMAL_RECOUNT_STEPS steps, only picks the fastest
+                # compilation of the loop (see adam_update).
+                recount = (t - 1) % compiled.SUBNORMAL_RECOUNT_STEPS == 0
+                self._subnormal_moments[name] = compiled.adam_update(
+                    param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1, beta2=beta2,
+                    eps_hat=eps_hat, step_size=step_size,
+                    subnormal_moments=None if recount else self._subnormal_moments.get(name))
                 continue
             if use_kernel and compiled.gpu_fits(*arrays):  # the same, as one GPU kernel
                 compiled.gpu_adam_update(param, grad, mask, m, v, weight_decay=self.weight_decay, beta1=beta1,
