@@ -210,7 +210,9 @@ def evaluation_batch(model: Sequential, example_shape: tuple[int, ...]) -> int:
     try:
         for layer in model.layers:
             out = layer.forward(x)
-            if isinstance(layer, Conv2d):  # its im2col matrix: (KH*KW*C, OH*OW) for one example
+            # a convolution's im2col matrix, (KH*KW*C, OH*OW) for one example: more than Winograd's convolution
+            # keeps where it runs instead (36 x C numbers per 16 output pixels)
+            if isinstance(layer, Conv2d):
                 largest = max(largest, layer.kh * layer.kw * x.shape[1] * out.shape[2] * out.shape[3])
             largest, x = max(largest, out.size), out
     finally:

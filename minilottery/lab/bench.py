@@ -15,8 +15,10 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   2*N*in*out and dx 2*N*in*out; per Conv2d forward 2*N*OH*OW*C*KH*KW*F, same for dW and dx; the first
   weighted layer's dx is not counted (training never needs the gradient w.r.t. the images). Element-wise
   work (ReLU, bias, loss, Adam, im2col) is not counted, so ``fraction_of_peak`` is a lower bound on the
-  efficiency of the products themselves. ``first_layer_input_grad`` reports whether ``train_step`` computed
-  that unneeded dx anyway (it should pass ``input_grad=False`` to ``Sequential.backward``).
+  efficiency of the products themselves; but a convolution that runs Winograd's algorithm (``Conv2d``'s rule)
+  multiplies 2.25x less than this count, so its rate is that of the direct product it replaces.
+  ``first_layer_input_grad`` reports whether ``train_step`` computed that unneeded dx anyway (it should pass
+  ``input_grad=False`` to ``Sequential.backward``).
 * ``eval_images_per_s``: ``model.eval()`` forward passes on batches of 100 (``evaluate``'s default).
 * ``peak_memory_mb``: on the CPU, the peak of NumPy's allocations (NumPy reports them to ``tracemalloc``)
   from building the model to the end of two training steps: weights, masks, Adam state, one batch of data,

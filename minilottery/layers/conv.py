@@ -1,6 +1,7 @@
 """Fast 2-D convolution: the same numbers as ``ReferenceConv2d`` (``layers/conv_reference.py``), laid out for speed.
 
-Read ``ReferenceConv2d`` first; ``tests/test_reference_layers.py`` proves the two equal.
+Read ``ReferenceConv2d`` first; ``tests/test_reference_layers.py`` proves the two equal, and ``tests/test_winograd.py``
+the Winograd path (``layers/winograd.py``) equal to it.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class Workspaces:
 
 
 class Conv2d(ReferenceConv2d):
-    """The same numbers as ``ReferenceConv2d``, faster because of four changes (arguments, parameters, masks
+    """The same numbers as ``ReferenceConv2d``, faster because of five changes (arguments, parameters, masks
     and errors are the reference's; shapes: x (N, C, H, W) -> y (N, F, OH, OW), W (F, C, KH, KW), b (F,)).
 
     1. The transposed orientation: forward computes ``W_rows (F, KH*KW*C) @ im2col_transposed(x)
