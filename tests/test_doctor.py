@@ -195,6 +195,20 @@ def test_doctor_passes_on_the_gpu(capsys, private_cache):
     assert "on gpu;" in line_of(lines, "train step conv2")
 
 
+def test_winograd_check_proves_the_path_or_notes_its_absence(monkeypatch):
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    off = doctor.winograd_check()
+    assert off.status == "note" and "im2col" in off.detail, off.line()
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    if compiled._numba() is None:
+        return
+    assert doctor.winograd_check().status == "ok"
+    output = compiled.winograd_output
+    monkeypatch.setattr(compiled, "winograd_output", lambda *args: output(*args) * np.float32(1.001))
+    broken = doctor.winograd_check()
+    assert broken.status == "problem" and "differs" in broken.detail, broken.line()
+
+
 def test_compiled_check_proves_the_loop_or_notes_its_absence(monkeypatch):
     monkeypatch.setenv(compiled.ENV_SWITCH, "0")
     off = doctor.compiled_check()

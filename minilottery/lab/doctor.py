@@ -4,7 +4,8 @@ Each check is a small function that returns ``Check`` results (a status, what wa
 for a problem, the fix), so that a test can look at them and the command only prints them. In order:
 
 1. ``version_checks``: Python and every dependency against the minimum the installed package declares (its
-   metadata, i.e. ``pyproject.toml``), and minilottery itself; ``blas_check``: the BLAS library and its threads.
+   metadata, i.e. ``pyproject.toml``), and minilottery itself; ``blas_check``: the BLAS library and its threads;
+   ``compiled_check`` and ``winograd_check``: the compiled loops against their NumPy twins.
 2. ``data_checks``: the data root and, per data set, whether its files are there and verify (the loaders'
    checksum verification; a missing data set is a note, a corrupt one a problem).
 3. ``device_checks``: on the GPU, CuPy and CUDA's versions, the device, and the three CUDA libraries CuPy needs:
@@ -173,14 +174,48 @@ def compiled_check() -> Check:
         want_m = m * 0.9 + (grad * mask) * (1.0 - 0.9)
         want_v = v * 0.999 + ((grad * mask) * (grad * mask)) * (1.0 - 0.999)
         want = (param - want_m / (np.sqrt(want_v) + 1e-8) * 1e-3) * mask
-        compiled.adam_update(param, grad, mask, m, v, weight_decay=0.0, beta1=0.9, beta2=0.999, eps_hat=1e-8,
-                             step_size=1e-3)
-        if not (np.array_equal(param, want) and np.array_equal(m, want_m) and np.array_equal(v, want_v)):
-            return Check(PROBLEM, "compiled loops", "Adam's compiled update differs from its NumPy passes",
-                         f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
+        for count in (None, 0):  # the loop's two compilations: with the stuck-moment path, and without it
+            got = [a.copy() for a in (param, m, v)]
+            compiled.adam_update(got[0], grad, mask, got[1], got[2], weight_decay=0.0, beta1=0.9, beta2=0.999,
+                                 eps_hat=1e-8, step_size=1e-3, subnormal_moments=count)
+            if not all(np.array_equal(a, b) for a, b in zip(got, (want, want_m, want_v))):
+                return Check(PROBLEM, "compiled loops", "Adam's compiled update differs from its NumPy passes",
+                             f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
     except Exception as exc:  # Numba fails to compile on this platform
         return _failed("compiled loops", exc, f"set {compiled.ENV_SWITCH}=0, or reinstall Numba")
     return Check(OK, "compiled loops", compiled.describe() + "; Adam's update equals its NumPy passes")
+
+
+def winograd_check() -> Check:
+    """Whether ``Conv2d``'s Winograd path works here: one forward and backward of a layer that takes it, against
+    ``ReferenceConv2d`` (im2col) within float32 rounding. A note where it does not run (no compiled loops)."""
+    from minilottery.layers import Conv2d, ReferenceConv2d
+
+    rng = np.random.default_rng(0)
+    # 30 images of 16 channels, 16x16: 480 tiles of 4x4 pixels, the fewest the path takes
+    pair = [cls(16, 4, 3, padding=1, rng=np.random.default_rng(1)) for cls in (ReferenceConv2d, Conv2d)]
+    x = rng.standard_normal((30, 16, 16, 16)).astype(np.float32)
+    if not pair[1].uses_winograd(x):
+        return Check(NOTE, "Winograd convolution", "not used (it needs the compiled loops); 3x3 convolutions run "
+                                                   "im2col, slower")
+    try:
+        d_out = rng.standard_normal((30, 4, 16, 16)).astype(np.float32)
+        mask = rng.random((4, 16, 3, 3)) > 0.5
+        results = []
+        for layer in pair:
+            layer.set_mask("W", mask)
+            y = layer.forward(x)
+            results.append((y, layer.backward(d_out), layer.grads["W"]))
+        # within 1e-5 of the largest entry, as tests/test_winograd.py asks
+        worst = max(_excess(got, expected, 1e-5, 1e-5 * float(np.abs(expected).max()))
+                    for got, expected in zip(results[1], results[0]))
+    except Exception as exc:  # Numba fails to compile on this platform
+        return _failed("Winograd convolution", exc, f"set {compiled.ENV_SWITCH}=0, or reinstall Numba")
+    if worst > 1:
+        return Check(PROBLEM, "Winograd convolution", "Conv2d's Winograd path differs from im2col's convolution",
+                     f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
+    return Check(OK, "Winograd convolution", "a 3x3 layer's output and gradients equal im2col's within float32 "
+                                             "rounding")
 
 
 # -- 2. data ----------------------------------------------------------------------------------------------------------
@@ -486,6 +521,7 @@ def run_checks(device: str = "cpu", data_dir_option: str | None = None) -> Itera
     yield from version_checks()
     yield blas_check()
     yield compiled_check()
+    yield winograd_check()
     yield from data_checks(data_dir_option)
     device_lines = device_checks(device)
     yield from device_lines
