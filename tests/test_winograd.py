@@ -128,8 +128,8 @@ def test_compiled_transforms_equal_the_einsum_ones(shape, dtype):
 
 # -- Conv2d's choice and its numbers -----------------------------------------------------------------------------------
 
-# 30 images of 16x16: 16 tiles each, 480 in all (WINOGRAD_MIN_TILES)
-BIG_ENOUGH = dict(channels=16, images=30, size=16)
+# 30 images of 8x8: 4 tiles each, 120 in all (WINOGRAD_MIN_TILES)
+BIG_ENOUGH = dict(images=30, size=8)
 
 
 def _conv_pair(dtype, masked, in_channels=16, out_channels=8, padding=1):
@@ -152,7 +152,7 @@ def _conv_pair(dtype, masked, in_channels=16, out_channels=8, padding=1):
 def test_conv2d_by_winograd_gives_the_references_numbers(dtype, masked, layout):
     reference, fast, mask = _conv_pair(dtype, masked)
     rng = np.random.default_rng(5)
-    x = rng.standard_normal((BIG_ENOUGH["images"], 16, 16, 16)).astype(dtype)
+    x = rng.standard_normal((BIG_ENOUGH["images"], 16, 16, 12)).astype(dtype)  # 16 channels, 4 x 3 tiles each
     if layout == "channel-major":  # as the layer before it (a convolution and a ReLU) hands it over
         x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
     assert fast.uses_winograd(x)
@@ -178,8 +178,8 @@ def test_conv2d_uses_winograd_where_its_rule_says(monkeypatch):
     x = np.zeros((images, 16, size, size), np.float32)
     on = compiled.enabled()
     assert Conv2d(16, 8, 3, padding=1).uses_winograd(x) == on
-    assert Conv2d(16, 8, 3, padding=0).uses_winograd(np.zeros((images, 16, 18, 18), np.float32)) == on
-    assert not Conv2d(16, 8, 3, padding=1).uses_winograd(x[:-1])  # 464 tiles, fewer than WINOGRAD_MIN_TILES
+    assert Conv2d(16, 8, 3, padding=0).uses_winograd(np.zeros((images, 16, 10, 10), np.float32)) == on  # 8x8 out
+    assert not Conv2d(16, 8, 3, padding=1).uses_winograd(x[:-1])  # 116 tiles, fewer than WINOGRAD_MIN_TILES
     assert not Conv2d(3, 8, 3, padding=1).uses_winograd(x[:, :3])  # fewer than WINOGRAD_MIN_CHANNELS
     assert not Conv2d(16, 8, 3, stride=2, padding=1).uses_winograd(x)
     assert not Conv2d(16, 8, 5, padding=2).uses_winograd(x)
@@ -193,7 +193,7 @@ def test_conv2d_off_the_winograd_path_gives_the_same_numbers(monkeypatch, device
     """With the compiled loops off (on NumPy), on the strict backend and on CuPy, the layer runs im2col."""
     monkeypatch.setenv(compiled.ENV_SWITCH, "0")
     reference, fast, _ = _conv_pair(np.float32, masked=True)
-    x = np.random.default_rng(6).standard_normal((BIG_ENOUGH["images"], 16, 16, 16)).astype(np.float32)
+    x = np.random.default_rng(6).standard_normal((BIG_ENOUGH["images"], 16, 16, 12)).astype(np.float32)
     fast = on_device(fast, device)
     y = fast.forward(on_device(x, device))
     assert fast._cache[0] != "winograd"

@@ -192,7 +192,7 @@ def winograd_check() -> Check:
     from minilottery.layers import Conv2d, ReferenceConv2d
 
     rng = np.random.default_rng(0)
-    # 30 images of 16 channels, 16x16: 480 tiles of 4x4 pixels, the fewest the path takes
+    # 30 images of 16 channels, 16x16: 480 tiles of 4x4 pixels, enough for the path (WINOGRAD_MIN_TILES)
     pair = [cls(16, 4, 3, padding=1, rng=np.random.default_rng(1)) for cls in (ReferenceConv2d, Conv2d)]
     x = rng.standard_normal((30, 16, 16, 16)).astype(np.float32)
     if not pair[1].uses_winograd(x):

@@ -17,13 +17,14 @@ from minilottery.layers.conv_reference import ReferenceConv2d
 from minilottery.layers.im2col import col2im, im2col_transposed
 
 # Winograd's convolution runs for a 3x3 kernel, stride 1, the compiled loops on, and at least these many input
-# channels and tiles per product (images x tiles per image). Measured against im2col, forward and backward of one
-# layer on a CIFAR-10 batch of 60, one thread: 0.45x the time for Conv-2's second layer (64 -> 64 channels, 32x32,
-# 3,840 tiles), 0.51-0.56x for Conv-4's 16x16 layers (960 tiles), 0.52x with 16 input channels; but 2.9x for Conv-2's
-# first layer (3 input channels: the transforms cost more than the product saves), and with too few tiles the 36
-# products are too small for BLAS: 1.12-1.18x at 240 tiles (Conv-6's 8x8 layers), 0.82x at 480.
+# channels and tiles per product (images x tiles per image). Measured against im2col, forward and backward (with
+# dx) of one layer on CIFAR-10-sized batches, one thread, A B A B: 0.44x the time for Conv-2's second layer (64 -> 64
+# channels, 32x32, batch 60: 3,840 tiles), 0.32-0.39x for Conv-4's 16x16 layers (960 tiles), 0.58x for Conv-6's
+# 8x8 ones (240 tiles), 0.43x with 16 input channels and 0.50x with 8; but 2.0x for Conv-2's first layer (3 input
+# channels, no dx: the transforms cost more than the products save). With few tiles the 36 products are too small
+# for BLAS: 0.58x at 120 tiles, 0.94-1.06x at 60.
 WINOGRAD_MIN_CHANNELS = 16
-WINOGRAD_MIN_TILES = 480
+WINOGRAD_MIN_TILES = 120
 
 
 class Workspaces:
