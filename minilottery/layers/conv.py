@@ -68,10 +68,11 @@ class Conv2d(ReferenceConv2d):
        forward, as it does in training. Evaluation (``training`` False) keeps no cache.
     4. The stride-1 input gradient as a convolution (``_input_grad_as_convolution``): one im2col and one
        product write each element of dx once, where ``col2im``'s scatter-add reads and writes it KH*KW times.
-    5. Winograd's F(4x4, 3x3) (``layers/winograd.py``) for a 3x3 kernel with stride 1 and at least
-       ``WINOGRAD_MIN_CHANNELS`` input channels, where the compiled loops run (``uses_winograd``): 2.25x fewer
-       multiplications than the product of 1, equal to it within float rounding (a few units in the sixth
-       significant digit of the largest output in float32).
+    5. Winograd's F(4x4, 3x3) (``layers/winograd.py``) for a 3x3 kernel with stride 1, at least
+       ``WINOGRAD_MIN_CHANNELS`` input channels and ``WINOGRAD_MIN_TILES`` tiles, where the compiled loops run
+       (``uses_winograd``): 2.25x fewer multiplications than the product of 1, equal to it within float rounding
+       (a few units in the sixth significant digit of the largest output in float32). Its workspaces hold the
+       transformed input V, kept for backward as 1's matrix is, and the products M.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
