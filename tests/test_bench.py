@@ -91,6 +91,17 @@ def test_conv2_step_runs_and_is_counted():
     assert entry["gflop_forward"] == pytest.approx(forward / 1e9)
     assert entry["gflop_backward"] == pytest.approx((2 * forward - conv1) / 1e9)  # no dx for the first conv
     assert "peak_memory_mb" not in entry and result["sparse"] is None
+    assert entry["winograd_convolutions"] == [0, 2]  # 2 images of 7 x 7 tiles: fewer than WINOGRAD_MIN_TILES
+    assert "Winograd" not in format_report(result)
+
+
+def test_the_report_says_which_convolutions_ran_winograd():
+    # 3 images of 7 x 7 tiles of 4 x 4 pixels (28 x 28): 147 tiles, enough for the second convolution
+    result = run_bench(BenchConfig(models=("conv2",), batch_size=3, memory=False, sparse=False, **TINY))
+    on = compiled.enabled()
+    assert result["models"]["conv2"]["winograd_convolutions"] == [int(on), 2]
+    note = "note: conv2 ran 1 of its 2 convolutions by Winograd's algorithm"
+    assert (note in format_report(result)) == on
 
 
 def test_training_flops_lenet():

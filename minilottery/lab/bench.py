@@ -16,7 +16,8 @@ What is measured, and how (``run_bench`` returns it all as one JSON-able dict; `
   weighted layer's dx is not counted (training never needs the gradient w.r.t. the images). Element-wise
   work (ReLU, bias, loss, Adam, im2col) is not counted, so ``fraction_of_peak`` is a lower bound on the
   efficiency of the products themselves; but a convolution that runs Winograd's algorithm (``Conv2d``'s rule)
-  multiplies 2.25x less than this count, so its rate is that of the direct product it replaces.
+  multiplies 2.25x less than this count, so its rate is that of the direct product it replaces
+  (``winograd_convolutions``: how many of the model's convolutions did, of how many; the report notes it).
   ``first_layer_input_grad`` reports whether ``train_step`` computed that unneeded dx anyway (it should pass
   ``input_grad=False`` to ``Sequential.backward``).
 * ``eval_images_per_s``: ``model.eval()`` forward passes on batches of 100 (``evaluate``'s default).
@@ -258,6 +259,10 @@ def format_report(result: dict[str, Any]) -> str:
                          f"{e['torch_ms_per_step']:.2f} ms/step against minilottery's {e['paired_ms_per_step']:.2f} "
                          f"in {e['torch_pairs']} alternating pairs: minilottery takes {e['ratio_vs_torch']:.2f}x as "
                          f"long (quartiles {low:.2f}-{high:.2f})")
+        winograd, convolutions = e.get("winograd_convolutions", (0, 0))
+        if winograd:
+            lines.append(f"  note: {name} ran {winograd} of its {convolutions} convolutions by Winograd's algorithm, "
+                         "which multiplies 2.25x less than GFLOP/step counts for them")
         if e.get("first_layer_input_grad"):
             lines.append(f"  note: {name}'s train_step computes the first layer's unneeded input gradient "
                          "(not counted in GFLOP/s)")
