@@ -24,6 +24,7 @@ Each loop here has a NumPy twin that stays the specification, and a test that th
   offset: equal, up to the sign of a zero (a window of 0.0 and -0.0);
 * ``sparse_input_times`` computes a dense layer's ``x @ W.T`` from the non-zero entries of ``x`` only, for
   ``Dense`` in evaluation when most of its input is zero (MNIST's images): equal within float rounding;
+* ``mask_is_ones`` answers what ``bool((mask == 1).all())`` answers, reading blocks until one holds another value;
 * ``winograd_input``, ``winograd_output`` and their adjoints compute the tile transforms of
   ``minilottery.layers.winograd`` (``einsum`` there) for ``Conv2d``'s Winograd path: equal within float rounding.
 
@@ -249,6 +250,47 @@ def _ones(size: int, dtype: str) -> Any:
     ones = np.ones(size, dtype)
     ones.flags.writeable = False
     return ones
+
+
+# -- a mask of ones ------------------------------------------------------------------------------------------
+
+# The entries the check below compares before it may stop: a block of fixed length, which the compiler
+# vectorises whole (a loop that may stop at any entry is compiled one entry at a time, several times slower).
+MASK_BLOCK = 512
+
+
+def _mask_is_ones_loop(mask):  # pragma: no cover - compiled; its twin is bool((mask == 1).all())
+    """True when every entry of the 1-D ``mask`` is exactly 1. It stops after the first block that holds another
+    value, so a pruned mask costs a block or a few; a mask of ones is read once, a third of the traffic of
+    the multiply it saves."""
+    one = mask.dtype.type(1)
+    full = mask.size - mask.size % MASK_BLOCK
+    for start in range(0, full, MASK_BLOCK):
+        others = 0
+        block = mask[start:start + MASK_BLOCK]
+        for i in range(MASK_BLOCK):
+            others += block[i] != one
+        if others:
+            return False
+    for i in range(full, mask.size):
+        if mask[i] != one:
+            return False
+    return True
+
+
+@functools.cache
+def _compiled_mask_is_ones() -> Any:
+    return _numba().njit(_mask_is_ones_loop, cache=True, nogil=True, error_model="numpy")
+
+
+def mask_is_ones(mask: Any) -> bool:
+    """True when the compiled loops run, ``mask`` fits them and every entry is exactly 1 (a NaN or a -1 is not
+    1); False otherwise, including when nothing was checked (no Numba, a CuPy or strict array, whose answer
+    would wait for the device). ``Layer.masked_param`` and ``masked_grad`` then skip multiplying by the mask,
+    which would change no bit; a False costs them nothing but the multiply."""
+    if not (enabled() and fits(mask)):
+        return False
+    return bool(_compiled_mask_is_ones()(mask.reshape(-1)))  # (size,) view of the C-contiguous mask
 
 
 # -- the products of sparse training -------------------------------------------------------------------------

@@ -442,3 +442,71 @@ def test_dense_evaluates_a_mostly_zero_input_by_its_non_zero_entries(monkeypatch
     monkeypatch.setenv(compiled.ENV_SWITCH, "0")
     np.testing.assert_array_equal(layer.forward(x), training)  # switched off: the dense product
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("size", [1, compiled.MASK_BLOCK - 1, compiled.MASK_BLOCK, 3 * compiled.MASK_BLOCK + 7])
+def test_mask_check_answers_as_numpy_for_any_entry_in_any_block(dtype, size):
+    ones = np.ones((size,), dtype)
+    assert compiled.mask_is_ones(ones) and compiled.mask_is_ones(ones.reshape(size, 1))
+    # one other value at each place the loop reads differently: first entry, a block's last, the tail's last
+    for where in sorted({0, min(size, compiled.MASK_BLOCK) - 1, size // 2, size - 1}):
+        for other in (0.0, -0.0, -1.0, 0.5, 1.0 + np.finfo(dtype).eps, np.nan, np.inf):
+            mask = ones.copy()
+            mask[where] = other
+            assert compiled.mask_is_ones(mask) == bool((mask == 1).all()) is False
+
+
+def test_mask_check_is_false_where_it_cannot_look(monkeypatch):
+    ones = np.ones((6, 4), np.float32)
+    assert not compiled.mask_is_ones(ones.T)  # not C-contiguous: not checked, so multiplied
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    assert not compiled.mask_is_ones(ones)
+
+
+def test_dense_skips_a_mask_of_ones_and_multiplies_a_pruned_one(monkeypatch):
+    rng = np.random.default_rng(11)
+    x, dout = rng.standard_normal((5, 8)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+
+    def run(mask):
+        layer = Dense(8, 3, rng=np.random.default_rng(2))
+        layer.set_mask("W", mask)
+        y = layer.forward(x)
+        dx = layer.backward(dout)
+        return layer, y, dx
+
+    ones = np.ones((3, 8), np.float32)
+    layer, y, dx = run(ones)
+    assert layer.masked_param("W") is layer.params["W"]  # skipped: the parameter itself
+    monkeypatch.setenv(compiled.ENV_SWITCH, "0")
+    plain, y_multiplied, dx_multiplied = run(ones)
+    assert plain.masked_param("W") is not plain.params["W"]  # multiplied, as everywhere the loops do not run
+    for ours, multiplied in ((y, y_multiplied), (dx, dx_multiplied), (layer.grads["W"], plain.grads["W"])):
+        np.testing.assert_array_equal(ours, multiplied)  # the same bits: a mask of ones changes none
+    monkeypatch.setenv(compiled.ENV_SWITCH, "1")
+    pruned = ones.copy()
+    pruned[1, 5] = 0.0
+    layer, _, _ = run(pruned)
+    assert layer.grads["W"][1, 5] == 0.0 and layer.masked_param("W")[1, 5] == 0.0
+    assert layer.params["W"][1, 5] != 0.0
+
+
+def test_backward_masks_by_what_the_forward_pass_checked():
+    rng = np.random.default_rng(12)
+    x, dout = rng.standard_normal((5, 8)).astype(np.float32), rng.standard_normal((5, 3)).astype(np.float32)
+    layer = Dense(8, 3, rng=rng)
+    layer.set_mask("W", np.ones((3, 8), np.float32))
+    layer.forward(x)
+    pruned = np.ones((3, 8), np.float32)
+    pruned[2, 1] = 0.0
+    layer.set_mask("W", pruned)  # a new mask object after the forward pass: backward checks it afresh
+    layer.backward(dout)
+    assert layer.grads["W"][2, 1] == 0.0
+    layer.forward(x)
+    layer.backward(dout)
+    assert layer.grads["W"][2, 1] == 0.0 and np.count_nonzero(layer.grads["W"]) == 23
+    layer.set_mask("W", np.ones((3, 8), np.float32))
+    layer.forward(x)
+    layer.masks["W"][2, 1] = 0.0  # written in place after a forward pass that found ones: that pass used W whole,
+    layer.backward(dout)  # and its gradient is that of what it computed
+    assert layer.grads["W"][2, 1] != 0.0

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from minilottery import compiled
 from minilottery.backend import device_of, get_array_module, to_device
 
 
@@ -35,6 +36,8 @@ class Layer:
         self.grads: dict[str, Any] = {}
         self.masks: dict[str, Any] = {}
         self.training = True
+        # param name -> (the mask the last masked_param saw, whether it was all ones), for masked_grad
+        self._checked_masks: dict[str, tuple[Any, bool]] = {}
 
     def forward(self, x: Any) -> Any:
         raise NotImplementedError
@@ -72,18 +75,31 @@ class Layer:
         self.masks[name] = xp.asarray(device_mask, dtype=param.dtype)
 
     def masked_param(self, name: str) -> Any:
-        """The parameter as the forward pass uses it: a new array ``param * mask`` when masked, else ``param``.
+        """The parameter as the forward pass uses it: a new array ``param * mask`` when pruned, else ``param``.
 
-        A pruned entry is exactly 0 here, so it contributes nothing to the output (Section 2).
+        A pruned entry is exactly 0 here, so it contributes nothing to the output (Section 2). A mask of ones
+        (every network of round 0) would change no bit: where the compiled loops find one
+        (``compiled.mask_is_ones``), ``param`` itself is returned, without the multiply's pass over memory.
         """
         param = self.params[name]
         mask = self.masks.get(name)
-        return param if mask is None else param * mask
+        ones = mask is not None and compiled.mask_is_ones(mask)
+        self._checked_masks[name] = (mask, ones)  # for this forward pass's backward (masked_grad)
+        return param if mask is None or ones else param * mask
 
     def masked_grad(self, name: str, grad: Any) -> Any:
-        """``grad * mask`` in place on the freshly computed ``grad`` (so pruned weights get exactly 0)."""
+        """``grad * mask`` in place on the freshly computed ``grad`` (so pruned weights get exactly 0).
+
+        A mask of ones is skipped, as in ``masked_param``, whose answer for the same mask object is reused: the
+        gradient is that of the function the forward pass computed, and the mask is not read a second time.
+        """
         mask = self.masks.get(name)
-        if mask is not None:
+        if mask is None:
+            return grad
+        checked, ones = self._checked_masks.get(name, (None, False))
+        if checked is not mask:  # no forward pass has checked this mask (it was set, moved or cast since)
+            ones = compiled.mask_is_ones(mask)
+        if not ones:
             grad *= mask
         return grad
 

@@ -44,7 +44,7 @@ class Dense(Layer):
         check_ndim(self, x, 2, f"(N, {self.in_features})")
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (N, {self.in_features}), got {tuple(x.shape)}")
-        weight = self.masked_param("W")  # (out, in), pruned entries zero; a new array when masked
+        weight = self.masked_param("W")  # (out, in), pruned entries zero; a new array when pruned
         self._cache = (x, weight)  # what backward reads: the input for dW, the weight used here for dx
         if not self.training and compiled.sparse_input_pays(x, weight):
             # Evaluation of a mostly-zero input (81% of MNIST's pixels are 0): the products of its non-zero
