@@ -217,3 +217,6 @@ def test_compiled_check_proves_the_loop_or_notes_its_absence(monkeypatch):
     if compiled._numba() is not None:
         on = doctor.compiled_check()
         assert on.status == "ok" and "equals its NumPy passes" in on.detail, on.line()
+        monkeypatch.setattr(compiled, "mask_is_ones", lambda mask: True)
+        broken = doctor.compiled_check()
+        assert broken.status == "problem" and "mask of ones" in broken.detail, broken.line()

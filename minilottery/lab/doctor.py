@@ -160,7 +160,8 @@ def blas_check() -> Check:
 
 def compiled_check() -> Check:
     """Whether the compiled loops run (``minilottery.compiled``), proven by one Adam update on 7 weights against
-    the same update written in NumPy. A note, not a problem, without Numba: the NumPy passes give the same numbers.
+    the same update written in NumPy, and by the check for a mask of ones on three masks. A note, not a problem,
+    without Numba: the NumPy passes give the same numbers.
     """
     if not compiled.enabled():
         return Check(NOTE, "compiled loops", compiled.describe() + "; training runs the NumPy passes, slower")
@@ -181,9 +182,16 @@ def compiled_check() -> Check:
             if not all(np.array_equal(a, b) for a, b in zip(got, (want, want_m, want_v))):
                 return Check(PROBLEM, "compiled loops", "Adam's compiled update differs from its NumPy passes",
                              f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
+        # a mask of ones (skipped by Layer.masked_param) and masks with one 0 in a whole block or in the tail
+        masks = [np.ones(compiled.MASK_BLOCK + 3, np.float32) for _ in range(3)]
+        masks[1][7] = masks[2][-1] = 0.0
+        if [compiled.mask_is_ones(mask) for mask in masks] != [True, False, False]:
+            return Check(PROBLEM, "compiled loops", "the check for a mask of ones answers wrongly",
+                         f"set {compiled.ENV_SWITCH}=0 and report the Numba version")
     except Exception as exc:  # Numba fails to compile on this platform
         return _failed("compiled loops", exc, f"set {compiled.ENV_SWITCH}=0, or reinstall Numba")
-    return Check(OK, "compiled loops", compiled.describe() + "; Adam's update equals its NumPy passes")
+    return Check(OK, "compiled loops", compiled.describe() + "; Adam's update equals its NumPy passes, and the "
+                                                             "check for a mask of ones answers as NumPy")
 
 
 def winograd_check() -> Check:
