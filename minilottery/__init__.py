@@ -18,7 +18,7 @@ The lab around it (run folders, trials, the paper check, figures, benchmarks, th
 ``minilottery.backend.use("gpu")``, ``MINILOTTERY_DEVICE=gpu`` or a command's ``--device gpu``.
 """
 
-__version__ = "0.3.6"
+__version__ = "0.3.7"
 
 # name -> the module that defines it. Loaded on first use (PEP 562), so that ``import minilottery`` stays instant
 # and ``import minilottery.backend`` (or the command line) does not pull in the whole core.

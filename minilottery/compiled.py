@@ -261,8 +261,8 @@ MASK_BLOCK = 512
 
 def _mask_is_ones_loop(mask):  # pragma: no cover - compiled; its twin is bool((mask == 1).all())
     """True when every entry of the 1-D ``mask`` is exactly 1. It stops after the first block that holds another
-    value, so a pruned mask costs a block or a few; a mask of ones is read once, a third of the traffic of
-    the multiply it saves."""
+    value, so a pruned mask costs a block or a few; a mask of ones is read once, a third of the memory traffic
+    of the multiply it saves (two arrays read, one written)."""
     one = mask.dtype.type(1)
     full = mask.size - mask.size % MASK_BLOCK
     for start in range(0, full, MASK_BLOCK):
@@ -286,8 +286,8 @@ def _compiled_mask_is_ones() -> Any:
 def mask_is_ones(mask: Any) -> bool:
     """True when the compiled loops run, ``mask`` fits them and every entry is exactly 1 (a NaN or a -1 is not
     1); False otherwise, including when nothing was checked (no Numba, a CuPy or strict array, whose answer
-    would wait for the device). ``Layer.masked_param`` and ``masked_grad`` then skip multiplying by the mask,
-    which would change no bit; a False costs them nothing but the multiply."""
+    would wait for the device). Where it is True, ``Layer.masked_param`` and ``masked_grad`` skip multiplying by
+    the mask, which would change no bit; where it is False, they multiply."""
     if not (enabled() and fits(mask)):
         return False
     return bool(_compiled_mask_is_ones()(mask.reshape(-1)))  # (size,) view of the C-contiguous mask

@@ -79,7 +79,8 @@ class Layer:
 
         A pruned entry is exactly 0 here, so it contributes nothing to the output (Section 2). A mask of ones
         (every network of round 0) would change no bit: where the compiled loops find one
-        (``compiled.mask_is_ones``), ``param`` itself is returned, without the multiply's pass over memory.
+        (``compiled.mask_is_ones``), ``param`` itself is returned, without the multiply's pass over memory. The
+        answer is kept for ``masked_grad``.
         """
         param = self.params[name]
         mask = self.masks.get(name)
